@@ -1,0 +1,99 @@
+package domain
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+)
+
+// Snapshot is what one source contributes to a composition.
+type Snapshot struct {
+	Source      Source
+	Description string
+	Tags        []string
+	Services    []Service
+	Env         []EnvVar // environment-wide variables, destined for the composed .env
+	Files       []File
+	Volumes     []Volume
+}
+
+// Service is one service of a snapshot.
+type Service struct {
+	Name      string
+	Image     string
+	Ports     []Port
+	DependsOn []string // services this one needs, by name: depends_on, links, volumes_from, network_mode
+	Volumes   []string // named volumes it mounts
+	Requested Resources
+	Minimum   Resources
+	Optional  bool
+	// Runtime digests what the service runs (image, command, entrypoint, its
+	// own environment, mount targets, ...). Two services with equal Runtime
+	// are interchangeable, so one instance can serve both: "share".
+	Runtime string
+	// Digest covers the whole definition: Runtime plus ports, dependencies,
+	// volumes and resources. Two claims on one name with different Digest
+	// conflict.
+	Digest string
+	// RenamedFrom is the name the service had in its source before a rename.
+	RenamedFrom string
+}
+
+// Port is a published port: Host on the machine, Container inside the service.
+type Port struct {
+	Host      int    `json:"host"`
+	Container int    `json:"container"`
+	Protocol  string `json:"protocol"` // "tcp" or "udp"
+}
+
+// EnvVar is an environment-wide variable.
+type EnvVar struct {
+	Name  string
+	Value string
+}
+
+// Secret reports whether the variable's name marks its value as a secret,
+// which plans, logs and the database then carry only as a digest.
+func (e EnvVar) Secret() bool { return IsSecretName(e.Name) }
+
+var secretMarkers = []string{"PASSWORD", "PASSWD", "PASS", "SECRET", "TOKEN", "KEY", "CREDENTIAL", "PRIVATE", "AUTH", "CERT", "SALT", "DSN"}
+
+// IsSecretName reports whether a variable name looks like it holds a secret
+// (PASSWORD, SECRET, TOKEN, KEY, ... as a word of the name, case-insensitive).
+// DATABASE_URL-like names are secrets too: URLs often embed a password.
+func IsSecretName(name string) bool {
+	upper := strings.ToUpper(name)
+	for _, word := range strings.FieldsFunc(upper, func(r rune) bool { return r == '_' || r == '-' || r == '.' }) {
+		for _, m := range secretMarkers {
+			if word == m || strings.HasSuffix(word, m) || strings.HasPrefix(word, m) {
+				return true
+			}
+		}
+		if word == "URL" || word == "URI" {
+			if strings.Contains(upper, "DATABASE") || strings.Contains(upper, "DB") || strings.Contains(upper, "REDIS") || strings.Contains(upper, "AMQP") || strings.Contains(upper, "MONGO") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Digest returns "sha256:<hex>" of b, the form every digest in snapcompose takes.
+func Digest(b []byte) string {
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// File is a file a snapshot places in the environment.
+type File struct {
+	Path   string // absolute, in the environment
+	Digest string
+	Size   int64
+	Mode   uint32
+}
+
+// Volume is a named volume a snapshot declares.
+type Volume struct {
+	Name   string
+	Digest string // of its declaration (driver, options, external, labels)
+}
