@@ -9,7 +9,7 @@ import (
 	"math"
 	"math/big"
 	"regexp"
-	"strings"
+	"strconv"
 )
 
 // maxLen bounds the text parsed, so hostile input cannot make the decimal
@@ -42,7 +42,10 @@ var ErrSyntax = errors.New("invalid quantity")
 // ParseCPU returns the millicores s denotes. Fractions of a millicore round
 // up, as Kubernetes does.
 func ParseCPU(s string) (int64, error) {
-	m := match(cpuPattern, s)
+	if err := checkLen(s); err != nil {
+		return 0, err
+	}
+	m := cpuPattern.FindStringSubmatch(s)
 	if m == nil {
 		return 0, fmt.Errorf("%w %s: want %s", ErrSyntax, quote(s), CPUForms)
 	}
@@ -55,18 +58,21 @@ func ParseCPU(s string) (int64, error) {
 
 // ParseBytes returns the bytes s denotes. Fractions of a byte round up.
 func ParseBytes(s string) (int64, error) {
-	m := match(bytesPattern, s)
+	if err := checkLen(s); err != nil {
+		return 0, err
+	}
+	m := bytesPattern.FindStringSubmatch(s)
 	if m == nil {
 		return 0, fmt.Errorf("%w %s: want %s", ErrSyntax, quote(s), ByteForms)
 	}
 	return scaled(m[1], byteUnits[m[2]], s)
 }
 
-func match(re *regexp.Regexp, s string) []string {
+func checkLen(s string) error {
 	if len(s) > maxLen {
-		return nil
+		return fmt.Errorf("%w %s: longer than %d characters", ErrSyntax, quote(s), maxLen)
 	}
-	return re.FindStringSubmatch(s)
+	return nil
 }
 
 func scaled(number string, unit int64, s string) (int64, error) {
@@ -111,26 +117,42 @@ func FormatCPU(millicores int64) string {
 }
 
 // FormatBytes writes bytes the way people read them: exactly in the largest
-// unit that divides them ("32GB", "512MiB"), whichever of the decimal and
-// binary forms is shorter, or else approximately in a binary unit ("~1.1GiB").
+// unit that divides them ("32GB", "512MiB") while that takes fewer than five
+// digits, or else approximately, to one decimal place, in the largest unit
+// of the same family that fits ("~69.5GB", "~1.1GiB").
 func FormatBytes(b int64) string {
 	type unit struct {
 		name string
 		size int64
 	}
-	units := []unit{
-		{"PiB", 1 << 50}, {"PB", 1e15}, {"TiB", 1 << 40}, {"TB", 1e12}, {"GiB", 1 << 30},
-		{"GB", 1e9}, {"MiB", 1 << 20}, {"MB", 1e6}, {"KiB", 1 << 10}, {"KB", 1e3},
-	}
-	for _, u := range units {
-		if b != 0 && b%u.size == 0 {
-			return fmt.Sprintf("%d%s", b/u.size, u.name)
+	binary := []unit{{"PiB", 1 << 50}, {"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}}
+	decimal := []unit{{"PB", 1e15}, {"TB", 1e12}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3}}
+	family := binary
+	for i := range binary {
+		for _, f := range [][]unit{binary, decimal} {
+			u := f[i]
+			if b == 0 || b%u.size != 0 {
+				continue
+			}
+			if b/u.size < 10000 {
+				return fmt.Sprintf("%d%s", b/u.size, u.name)
+			}
+			family = f
 		}
 	}
-	for _, u := range units {
-		if u.size >= 1<<20 && b >= u.size && strings.HasSuffix(u.name, "iB") {
-			return fmt.Sprintf("~%.1f%s", float64(b)/float64(u.size), u.name)
+	if b < 10000 {
+		return fmt.Sprintf("%dB", b)
+	}
+	for i, u := range family {
+		if b < u.size {
+			continue
 		}
+		n := strconv.FormatFloat(float64(b)/float64(u.size), 'f', 1, 64)
+		if i > 0 && (n == "1024.0" || n == "1000.0") {
+			// Rounding reached the next unit: "~1.0GiB", not "~1024.0MiB".
+			u, n = family[i-1], "1.0"
+		}
+		return "~" + n + u.name
 	}
 	return fmt.Sprintf("%dB", b)
 }
