@@ -85,6 +85,7 @@ func firstNonEmpty(s ...string) string {
 
 // apply makes one change; it reports false when the target is gone.
 func (c *Composition) apply(ch domain.Change, winner domain.SourceRef) bool {
+	c.idx = nil
 	snap := c.snapIndex(ch.Source)
 	if snap < 0 {
 		return false
@@ -188,6 +189,7 @@ func (c *Composition) dropSet(id serviceID) []serviceID {
 }
 
 func (c *Composition) removeService(id serviceID) bool {
+	c.idx = nil
 	s := c.snaps[id.snap]
 	n := len(s.Services)
 	s.Services = slices.DeleteFunc(s.Services, func(svc domain.Service) bool { return svc.Name == id.name })

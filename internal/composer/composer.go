@@ -19,6 +19,7 @@ type Composition struct {
 	dropped        []domain.Dropped
 	conflicts      []domain.Conflict
 	renamedVolumes map[volumeID]string // current name -> name in its source
+	idx            *dependencyIndex    // nil after any change
 }
 
 // serviceID names a service of one snapshot.
@@ -99,40 +100,63 @@ func (c *Composition) service(id serviceID) *domain.Service {
 // snapshot's own service of that name if it has one, otherwise the one service
 // of that name elsewhere (a shared or kept instance serves every source).
 func (c *Composition) resolve(snap int, name string) (serviceID, bool) {
-	if c.service(serviceID{snap, name}) != nil {
-		return serviceID{snap, name}, true
-	}
-	for i := range c.snaps {
-		if i != snap && c.service(serviceID{i, name}) != nil {
-			return serviceID{i, name}, true
+	holders := c.index().byName[name]
+	for _, id := range holders {
+		if id.snap == snap {
+			return id, true
 		}
 	}
+	if len(holders) > 0 {
+		return holders[0], true
+	}
 	return serviceID{}, false
+}
+
+// dependencyIndex answers who holds a name and who needs a service. It is
+// built on first use and thrown away by every change to the composition.
+type dependencyIndex struct {
+	byName     map[string][]serviceID // in manifest order
+	dependents map[serviceID][]serviceID
+}
+
+func (c *Composition) index() *dependencyIndex {
+	if c.idx != nil {
+		return c.idx
+	}
+	idx := &dependencyIndex{byName: map[string][]serviceID{}, dependents: map[serviceID][]serviceID{}}
+	for si, s := range c.snaps {
+		for _, svc := range s.Services {
+			idx.byName[svc.Name] = append(idx.byName[svc.Name], serviceID{si, svc.Name})
+		}
+	}
+	c.idx = idx
+	for si, s := range c.snaps {
+		for _, svc := range s.Services {
+			for _, name := range svc.DependsOn {
+				if target, ok := c.resolve(si, name); ok {
+					idx.dependents[target] = append(idx.dependents[target], serviceID{si, svc.Name})
+				}
+			}
+		}
+	}
+	return idx
 }
 
 // dependents returns every service that needs id, directly or transitively,
 // in a stable order.
 func (c *Composition) dependents(id serviceID) []serviceID {
+	idx := c.index()
 	var out []serviceID
 	seen := map[serviceID]bool{id: true}
 	queue := []serviceID{id}
 	for len(queue) > 0 {
 		cur := queue[0]
 		queue = queue[1:]
-		for si, s := range c.snaps {
-			for _, svc := range s.Services {
-				dep := serviceID{si, svc.Name}
-				if seen[dep] {
-					continue
-				}
-				for _, name := range svc.DependsOn {
-					if target, ok := c.resolve(si, name); ok && target == cur {
-						seen[dep] = true
-						out = append(out, dep)
-						queue = append(queue, dep)
-						break
-					}
-				}
+		for _, dep := range idx.dependents[cur] {
+			if !seen[dep] {
+				seen[dep] = true
+				out = append(out, dep)
+				queue = append(queue, dep)
 			}
 		}
 	}

@@ -65,7 +65,7 @@ type source struct {
 }
 
 // setup returns an orchestrator over the sources and the manifest naming them.
-func setup(t *testing.T, strategy domain.Strategy, sources ...source) (*orchestrator.Orchestrator, *domain.Manifest) {
+func setup(t testing.TB, strategy domain.Strategy, sources ...source) (*orchestrator.Orchestrator, *domain.Manifest) {
 	t.Helper()
 	mem := memorySource{}
 	m := &domain.Manifest{Name: t.Name(), ConflictResolution: strategy,

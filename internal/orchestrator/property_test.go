@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/snapcompose/snapcompose/internal/domain"
-	"github.com/snapcompose/snapcompose/internal/planview"
 	"github.com/snapcompose/snapcompose/internal/plantest"
+	"github.com/snapcompose/snapcompose/internal/planview"
 )
 
 // randomSources builds 2-4 sources that collide on names, ports, volumes,

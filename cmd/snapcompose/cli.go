@@ -1,0 +1,198 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/snapcompose/snapcompose/internal/agent"
+	"github.com/snapcompose/snapcompose/internal/catalog"
+	"github.com/snapcompose/snapcompose/internal/domain"
+	"github.com/snapcompose/snapcompose/internal/manifest"
+	"github.com/snapcompose/snapcompose/internal/orchestrator"
+	"github.com/snapcompose/snapcompose/internal/planview"
+)
+
+// Exit codes, as DESIGN.md fixes them.
+const (
+	exitOK         = 0
+	exitCannotMake = 1 // the composition cannot be made: infeasible, unreachable, internal
+	exitInvalid    = 2 // invalid input: manifest, catalog, hosts file, flags
+)
+
+// exitCodes maps error codes to exit codes; anything else exits 1.
+var exitCodes = map[string]int{
+	domain.EINVALID:  exitInvalid,
+	domain.ENOTFOUND: exitInvalid,
+}
+
+// Main is the snapcompose program with its standard streams, so tests run it
+// in-process exactly as a user would.
+type Main struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+}
+
+const usage = `snapcompose composes environments from templates and live hosts.
+
+Usage:
+  snapcompose plan -f MANIFEST --catalog DIR [--output text|json] [--strategy S]
+  snapcompose version
+
+Run "snapcompose COMMAND -h" for a command's flags.
+Exit codes: 0 success, 1 the composition cannot be made, 2 invalid input.
+`
+
+// Run runs the command args name and returns the exit code.
+func (m *Main) Run(ctx context.Context, args []string) int {
+	if len(args) == 0 {
+		fmt.Fprint(m.Stderr, usage)
+		return exitInvalid
+	}
+	var err error
+	switch args[0] {
+	case "plan":
+		err = m.plan(ctx, args[1:])
+	case "version":
+		fmt.Fprintln(m.Stdout, "snapcompose", version())
+	case "help", "-h", "--help":
+		fmt.Fprint(m.Stdout, usage)
+	default:
+		err = domain.Errorf(domain.EINVALID, "unknown command %q: want plan or version", args[0])
+	}
+	return m.fail(err)
+}
+
+// fail reports err on stderr and returns its exit code.
+func (m *Main) fail(err error) int {
+	if err == nil {
+		return exitOK
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	code := domain.ErrorCode(err)
+	msg := domain.ErrorMessage(err)
+	if code == domain.EINTERNAL {
+		msg = "internal error: " + err.Error()
+	}
+	fmt.Fprintln(m.Stderr, "snapcompose: "+msg)
+	if c, ok := exitCodes[code]; ok {
+		return c
+	}
+	return exitCannotMake
+}
+
+func (m *Main) flags(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(m.Stderr)
+	return fs
+}
+
+// parseFlags turns flag errors into EINVALID, naming the flag.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return domain.Errorf(domain.EINVALID, "%s: %v", fs.Name(), err)
+	}
+	if fs.NArg() > 0 {
+		return domain.Errorf(domain.EINVALID, "%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+	}
+	return nil
+}
+
+func (m *Main) plan(ctx context.Context, args []string) error {
+	fs := m.flags("plan")
+	var file, catalogDir, output, strategy string
+	fs.StringVar(&file, "f", "", "manifest `file` (JSON), or - for standard input")
+	fs.StringVar(&file, "file", "", "same as -f")
+	fs.StringVar(&catalogDir, "catalog", "", "template catalog `dir`ectory")
+	fs.StringVar(&output, "output", "text", "output `format`: text or json")
+	fs.StringVar(&strategy, "strategy", "", "override the manifest's conflict_resolution (FIRST_WIN, LAST_WIN, PRIORITY)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if output != "text" && output != "json" {
+		return domain.Errorf(domain.EINVALID, "--output: unknown format %q: want text or json", output)
+	}
+	if file == "" {
+		return domain.Errorf(domain.EINVALID, "-f: a manifest file is required")
+	}
+	man, err := m.readManifest(file)
+	if err != nil {
+		return err
+	}
+	if strategy != "" {
+		man.ConflictResolution = domain.Strategy(strategy)
+		if _, err := agent.New(man.ConflictResolution); err != nil && man.ConflictResolution != domain.AIAgent {
+			return domain.Errorf(domain.EINVALID, "--strategy: unknown strategy %q: want FIRST_WIN, LAST_WIN, PRIORITY or AI_AGENT", strategy)
+		}
+	}
+	orch := orchestrator.New()
+	for _, s := range man.Sources {
+		switch s.Type {
+		case domain.LiveSource:
+			return domain.Errorf(domain.EINVALID, "%s: /sources/%d: live source %s needs a hosts file (--hosts FILE) that maps host %q to its snapagent; live capture is not in this build yet, so use a manifest of templates only",
+				file, s.Index, s.Ref(), s.Host)
+		case domain.TemplateSource:
+			if catalogDir == "" {
+				return domain.Errorf(domain.EINVALID, "--catalog: %s uses template sources, so a catalog directory is required", file)
+			}
+		}
+	}
+	if catalogDir != "" {
+		cat, err := catalog.Open(catalogDir)
+		if err != nil {
+			return err
+		}
+		orch.WithSource(domain.TemplateSource, cat)
+	}
+	for _, s := range []domain.Strategy{domain.FirstWin, domain.LastWin, domain.Priority} {
+		r, _ := agent.New(s)
+		orch.WithResolver(r)
+	}
+	plan, planErr := orch.Plan(ctx, man)
+	if plan != nil {
+		write := planview.WriteText
+		if output == "json" {
+			write = planview.WriteJSON
+		}
+		if err := write(m.Stdout, plan); err != nil {
+			return err
+		}
+	}
+	return planErr
+}
+
+func (m *Main) readManifest(file string) (*domain.Manifest, error) {
+	var r io.Reader = m.Stdin
+	name := "standard input"
+	if file != "-" {
+		f, err := os.Open(file)
+		if err != nil {
+			return nil, domain.Errorf(domain.EINVALID, "-f: cannot read manifest: %v", pathError(err))
+		}
+		defer f.Close()
+		r, name = f, file
+	}
+	man, err := manifest.Parse(r)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return man, nil
+}
+
+// pathError drops Go's "open " prefix from file errors.
+func pathError(err error) string {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Path + ": " + strings.TrimPrefix(pe.Err.Error(), "open ")
+	}
+	return err.Error()
+}
