@@ -24,10 +24,15 @@ const (
 	exitInvalid    = 2 // invalid input: manifest, catalog, hosts file, flags
 )
 
-// exitCodes maps error codes to exit codes; anything else exits 1.
+// exitCodes maps error codes to exit codes.
 var exitCodes = map[string]int{
-	domain.EINVALID:  exitInvalid,
-	domain.ENOTFOUND: exitInvalid,
+	domain.EINVALID:     exitInvalid,
+	domain.ENOTFOUND:    exitInvalid,
+	domain.EINFEASIBLE:  exitCannotMake,
+	domain.EUNAVAILABLE: exitCannotMake,
+	domain.EPARTIAL:     exitCannotMake, // the good part was applied; say that something was not
+	domain.ECONFLICT:    exitCannotMake,
+	domain.EINTERNAL:    exitCannotMake,
 }
 
 // Main is the snapcompose program with its standard streams, so tests run it
@@ -35,12 +40,20 @@ var exitCodes = map[string]int{
 type Main struct {
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
+	// Getenv reads configuration (DATABASE_URL, ...); nil means os.Getenv.
+	Getenv func(string) string
+	// OnListen, when set, is told the address serve listens on.
+	OnListen func(addr string)
 }
 
 const usage = `snapcompose composes environments from templates and live hosts.
 
 Usage:
   snapcompose plan -f MANIFEST --catalog DIR [--output text|json] [--strategy S]
+  snapcompose serve [--addr HOST:PORT] [--data-dir DIR]
+  snapcompose migrate up|down|version
+  snapcompose db start|stop [--data-dir DIR] [--ephemeral]
+  snapcompose import usage --format bitbrains [--host NAME] DIR_OR_FILE...
   snapcompose version
 
 Run "snapcompose COMMAND -h" for a command's flags.
@@ -57,12 +70,20 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 	switch args[0] {
 	case "plan":
 		err = m.plan(ctx, args[1:])
+	case "serve":
+		err = m.serve(ctx, args[1:])
+	case "migrate":
+		err = m.migrate(ctx, args[1:])
+	case "db":
+		err = m.db(ctx, args[1:])
+	case "import":
+		err = m.importCmd(ctx, args[1:])
 	case "version":
 		fmt.Fprintln(m.Stdout, "snapcompose", version())
 	case "help", "-h", "--help":
 		fmt.Fprint(m.Stdout, usage)
 	default:
-		err = domain.Errorf(domain.EINVALID, "unknown command %q: want plan or version", args[0])
+		err = domain.Errorf(domain.EINVALID, "unknown command %q: want plan, serve, migrate, db, import or version", args[0])
 	}
 	return m.fail(err)
 }

@@ -45,7 +45,7 @@ func (c *Composition) claims(kind domain.ClaimKind) []claim {
 			}
 		case domain.EnvClaim:
 			for _, e := range s.Env {
-				add(si, "env:"+e.Name, "", domain.Digest([]byte(e.Value)))
+				add(si, "env:"+e.Name, "", e.ValueDigest())
 			}
 		case domain.FileClaim:
 			for _, f := range s.Files {

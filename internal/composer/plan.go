@@ -72,8 +72,8 @@ func (c *Composition) Plan() (*domain.Plan, error) {
 		}
 		for _, e := range s.Env {
 			pe := domain.PlanEnv{Name: e.Name, Source: ref}
-			if e.Secret() {
-				pe.Digest = domain.Digest([]byte(e.Value))
+			if e.Secret() || e.Digest != "" {
+				pe.Digest = e.ValueDigest()
 			} else {
 				v := e.Value
 				pe.Value = &v

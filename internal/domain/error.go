@@ -11,7 +11,9 @@ import (
 const (
 	EINVALID     = "invalid"     // the input (manifest, catalog, hosts file, flags) is wrong
 	ENOTFOUND    = "not_found"   // something the input names does not exist
+	ECONFLICT    = "conflict"    // the request clashes with what exists (a duplicate, a reused idempotency key)
 	EINFEASIBLE  = "infeasible"  // the composition cannot be made within its limits
+	EPARTIAL     = "partial"     // some of the input was rejected; the rest was applied
 	EUNAVAILABLE = "unavailable" // a source or dependency cannot be reached
 	EINTERNAL    = "internal"    // a bug or an unexpected failure; details are logged, not shown
 )

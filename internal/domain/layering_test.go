@@ -37,6 +37,8 @@ func TestLayering(t *testing.T) {
 	}{
 		{name: "domain imports only the standard library", pkg: module + "internal/domain", stdOnly: true},
 		{name: "quantity imports only the standard library", pkg: module + "internal/quantity", stdOnly: true},
+		{name: "usage parsing imports only the standard library", pkg: module + "internal/usage", stdOnly: true},
+		{name: "the agent protocol imports only the standard library", pkg: module + "internal/agentapi", stdOnly: true},
 		{name: "orchestrator sees the rest through interfaces", pkg: module + "internal/orchestrator", forbidden: []string{
 			"github.com/jackc/pgx", "github.com/go-chi/chi", "github.com/yalue/onnxruntime_go",
 			"github.com/compose-spec/compose-go",

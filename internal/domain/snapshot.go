@@ -46,10 +46,20 @@ type Port struct {
 	Protocol  string `json:"protocol"` // "tcp" or "udp"
 }
 
-// EnvVar is an environment-wide variable.
+// EnvVar is an environment-wide variable. A secret captured from a live host
+// arrives as its Digest alone, with an empty Value.
 type EnvVar struct {
-	Name  string
-	Value string
+	Name   string
+	Value  string
+	Digest string // set when only the digest of the value is known
+}
+
+// ValueDigest returns the digest of the value, known or computed.
+func (e EnvVar) ValueDigest() string {
+	if e.Digest != "" {
+		return e.Digest
+	}
+	return Digest([]byte(e.Value))
 }
 
 // Secret reports whether the variable's name marks its value as a secret,

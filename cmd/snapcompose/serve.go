@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/snapcompose/snapcompose/internal/domain"
+	"github.com/snapcompose/snapcompose/internal/httpapi"
+	"github.com/snapcompose/snapcompose/internal/localpg"
+	"github.com/snapcompose/snapcompose/internal/store"
+)
+
+// serve runs the HTTP server until ctx ends. Without DATABASE_URL it starts
+// a managed Postgres under the data directory, and stops it on the way out.
+func (m *Main) serve(ctx context.Context, args []string) error {
+	fs := m.flags("serve")
+	addr := fs.String("addr", "127.0.0.1:8080", "`address` to listen on")
+	dataDir := fs.String("data-dir", defaultDataDir, "`directory` for the managed Postgres when DATABASE_URL is not set")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewJSONHandler(m.Stderr, nil))
+
+	url := m.getenv("DATABASE_URL")
+	if url == "" {
+		dir := filepath.Join(*dataDir, "postgres")
+		cluster, err := localpg.Start(ctx, dir, localpg.Options{})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err := cluster.Stop(context.Background()); err != nil {
+				logger.Error("stopping managed Postgres", "error", err.Error())
+			}
+		}()
+		logger.Info("managed Postgres", "dir", dir, "port", cluster.Port(), "started", cluster.Started())
+		url = cluster.URL()
+	}
+	st, err := store.Open(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := store.Migrate(ctx, st.Pool()); err != nil {
+		return err
+	}
+	logger.Info("database migrated", "schema_version", store.MigrationVersion())
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return domain.Errorf(domain.EINVALID, "--addr: cannot listen on %s: %v", *addr, err)
+	}
+	srv := &http.Server{
+		Handler:           httpapi.New(st, logger),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      120 * time.Second,
+		IdleTimeout:       120 * time.Second,
+	}
+	logger.Info("serving", "addr", ln.Addr().String())
+	if m.OnListen != nil {
+		m.OnListen(ln.Addr().String())
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

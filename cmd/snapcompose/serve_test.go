@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/snapcompose/snapcompose/internal/pgtest"
+	"github.com/snapcompose/snapcompose/internal/store"
+)
+
+// startServer runs `snapcompose serve --addr 127.0.0.1:0` in-process against
+// a database of the test's own and returns its base URL.
+func startServer(t *testing.T, databaseURL string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	addrc := make(chan string, 1)
+	done := make(chan int, 1)
+	var stderr strings.Builder
+	m := &Main{
+		Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: &lockedWriter{w: &stderr},
+		Getenv:   func(k string) string { return map[string]string{"DATABASE_URL": databaseURL}[k] },
+		OnListen: func(addr string) { addrc <- addr },
+	}
+	go func() { done <- m.Run(ctx, []string{"serve", "--addr", "127.0.0.1:0"}) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("serve exited %d", code)
+			}
+		case <-time.After(20 * time.Second):
+			t.Errorf("serve did not shut down within 20s")
+		}
+	})
+	select {
+	case addr := <-addrc:
+		return "http://" + addr
+	case code := <-done:
+		t.Fatalf("serve exited %d before listening", code)
+	case <-time.After(60 * time.Second):
+		t.Fatal("serve did not start within 60s")
+	}
+	return ""
+}
+
+func getJSON(t *testing.T, url string) (int, map[string]any, http.Header) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatalf("GET %s: body is not JSON: %v", url, err)
+	}
+	return resp.StatusCode, body, resp.Header
+}
+
+func TestServeHealthAndReadiness(t *testing.T) {
+	t.Parallel()
+	pool, dbURL := pgtest.NewDatabase(t)
+	base := startServer(t, dbURL)
+
+	if code, body, _ := getJSON(t, base+"/healthz"); code != 200 || body["status"] != "ok" {
+		t.Errorf("/healthz = %d %v", code, body)
+	}
+	if code, body, _ := getJSON(t, base+"/readyz"); code != 200 || body["status"] != "ready" {
+		t.Errorf("/readyz = %d %v, want 200 ready", code, body)
+	}
+	if code, body, _ := getJSON(t, base+"/no/such/route"); code != 404 || body["code"] != "not_found" {
+		t.Errorf("unknown route = %d %v, want a 404 JSON error", code, body)
+	}
+
+	// A schema behind this build's is reported, with a hint when to retry.
+	g, err := store.NewMigrator(pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Down(); err != nil {
+		t.Fatal(err)
+	}
+	g.Close()
+	code, body, header := getJSON(t, base+"/readyz")
+	if code != 503 || header.Get("Retry-After") == "" || !strings.Contains(body["error"].(string), "schema") {
+		t.Errorf("/readyz after a down migration = %d %v (Retry-After %q), want 503 naming the schema", code, body, header.Get("Retry-After"))
+	}
+}
+
+func TestServeRefusesAnUnreachableDatabase(t *testing.T) {
+	t.Parallel()
+	var stderr strings.Builder
+	m := &Main{Stdout: io.Discard, Stderr: &stderr,
+		Getenv: func(k string) string {
+			if k == "DATABASE_URL" {
+				return "postgres://snapcompose:hunter2@127.0.0.1:1/snapcompose?sslmode=disable&connect_timeout=2"
+			}
+			return ""
+		}}
+	code := m.Run(context.Background(), []string{"serve", "--addr", "127.0.0.1:0"})
+	if code != 1 || !strings.Contains(stderr.String(), "cannot reach the database") {
+		t.Errorf("exit %d, stderr %q: want 1 and a clear message", code, stderr.String())
+	}
+	if strings.Contains(stderr.String(), "hunter2") {
+		t.Errorf("the database password reached stderr: %q", stderr.String())
+	}
+}

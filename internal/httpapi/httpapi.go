@@ -1,0 +1,111 @@
+// Package httpapi serves snapcompose over HTTP with chi: health and
+// readiness today, the compose and history API as they are built.
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+
+	"github.com/snapcompose/snapcompose/internal/domain"
+)
+
+// Readiness is what /readyz asks: can the service do its work now?
+type Readiness interface {
+	// Ready returns nil when the database answers with the expected schema,
+	// and EUNAVAILABLE saying what is wrong otherwise.
+	Ready(ctx context.Context) error
+}
+
+// Server is the HTTP API.
+type Server struct {
+	ready  Readiness
+	logger *slog.Logger
+	router chi.Router
+}
+
+// New returns the API's handler.
+func New(ready Readiness, logger *slog.Logger) *Server {
+	s := &Server{ready: ready, logger: logger, router: chi.NewRouter()}
+	s.router.Use(middleware.RequestID, middleware.RealIP, s.logRequests, middleware.Recoverer)
+	s.router.Get("/healthz", s.healthz)
+	s.router.Get("/readyz", s.readyz)
+	s.router.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, domain.Errorf(domain.ENOTFOUND, "no route %s %s", r.Method, r.URL.Path))
+	})
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	if err := s.ready.Ready(ctx); err != nil {
+		w.Header().Set("Retry-After", "5")
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": domain.ErrorMessage(err)})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready", "database": "ok"})
+}
+
+// statuses maps error codes to HTTP statuses; anything else is a 500.
+var statuses = map[string]int{
+	domain.EINVALID:     http.StatusBadRequest,
+	domain.ENOTFOUND:    http.StatusNotFound,
+	domain.ECONFLICT:    http.StatusConflict,
+	domain.EINFEASIBLE:  http.StatusUnprocessableEntity,
+	domain.EUNAVAILABLE: http.StatusServiceUnavailable,
+	domain.EPARTIAL:     http.StatusMultiStatus,
+}
+
+type errorBody struct {
+	Code     string           `json:"code"`
+	Message  string           `json:"message"`
+	Problems []domain.Problem `json:"problems,omitempty"`
+}
+
+// writeError answers with err's status and message. Internal errors are
+// logged with the request id and answered without their details.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	code := domain.ErrorCode(err)
+	status, ok := statuses[code]
+	if !ok {
+		status = http.StatusInternalServerError
+		s.logger.Error("internal error", "request_id", middleware.GetReqID(r.Context()), "error", err.Error())
+	}
+	body := errorBody{Code: code, Message: domain.ErrorMessage(err)}
+	var e *domain.Error
+	if ok && asError(err, &e) {
+		body.Message, body.Problems = e.Message, e.Problems
+	}
+	writeJSON(w, status, body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
+}
+
+func (s *Server) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+		start := time.Now()
+		next.ServeHTTP(ww, r)
+		s.logger.Info("request", "request_id", middleware.GetReqID(r.Context()), "method", r.Method,
+			"path", r.URL.Path, "status", ww.Status(), "duration_ms", time.Since(start).Milliseconds())
+	})
+}
