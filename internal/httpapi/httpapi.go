@@ -5,6 +5,7 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"time"
@@ -86,7 +87,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	body := errorBody{Code: code, Message: domain.ErrorMessage(err)}
 	var e *domain.Error
-	if ok && asError(err, &e) {
+	if ok && errors.As(err, &e) {
 		body.Message, body.Problems = e.Message, e.Problems
 	}
 	writeJSON(w, status, body)
