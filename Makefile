@@ -15,8 +15,9 @@ help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_\/-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
-build: ## Build bin/snapcompose.
+build: ## Build bin/snapcompose and bin/snapagent (static, no cgo).
 	$(GO) build -o $(BIN)/snapcompose ./cmd/snapcompose
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/snapagent ./cmd/snapagent
 
 .PHONY: postgres
 postgres: ## Make sure PostgreSQL server binaries exist (installs Debian's package as root if missing).
@@ -75,6 +76,34 @@ fuzz: ## Run every fuzz target for FUZZTIME each (default 30s).
 .PHONY: golden
 golden: ## Rewrite golden files after an intended change of output.
 	$(GO) test ./cmd/snapcompose/ -run TestGolden -update
+
+# make demo: where the demo's snapagent listens (examples/seed/hosts.yaml names it).
+DEMO_AGENT := 127.0.0.1:7071
+
+.PHONY: demo
+demo: build ## Plan the seed manifest end to end: a snapagent on loopback captures examples/seed/live and a demo service.
+	@test -d cmd/snapagent || { echo "make demo needs cmd/snapagent, which is not in this checkout"; exit 1; }
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/snapagent ./cmd/snapagent
+	$(GO) build -o examples/seed/live/var/app/bin/api ./examples/seed/live/demo-service
+	@set -u; tmp=$$(mktemp -d); pids=""; \
+	stop() { for p in $$pids; do kill $$p 2>/dev/null; done; for p in $$pids; do wait $$p 2>/dev/null; done; rm -rf "$$tmp"; }; \
+	trap stop EXIT; trap 'exit 130' INT TERM; \
+	up() { if command -v curl >/dev/null 2>&1; then curl -fs -o /dev/null "$$1"; else wget -q -O /dev/null "$$1"; fi; }; \
+	wait_for() { n=0; until up "$$1"; do n=$$((n+1)); if [ $$n -ge 50 ]; then echo "$$2 did not come up; its log:"; cat "$$3"; return 1; fi; sleep 0.2; done; }; \
+	SNAPAGENT_DEMO_TOKEN=$$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n'); export SNAPAGENT_DEMO_TOKEN; \
+	(umask 077 && printf '%s\n' "$$SNAPAGENT_DEMO_TOKEN" >"$$tmp/agent.token"); \
+	echo "== starting the demo's api: examples/seed/live/var/app/bin/api on 127.0.0.1:9090 (LOG_LEVEL=warn, ORDERS_API_TOKEN set)"; \
+	(cd examples/seed/live/var/app && exec env -i LOG_LEVEL=warn ORDERS_API_TOKEN=tok_live_demo_2f61c0 ./bin/api) 2>"$$tmp/api.log" & pids="$$pids $$!"; \
+	echo "== starting snapagent on $(DEMO_AGENT), serving examples/seed/live with a fresh random token"; \
+	$(BIN)/snapagent --listen $(DEMO_AGENT) --root $(CURDIR)/examples/seed/live --token-file "$$tmp/agent.token" \
+	  --sample-interval 1s --hostname production_server_1 2>"$$tmp/agent.log" & pids="$$pids $$!"; \
+	wait_for http://127.0.0.1:9090/healthz "the demo's api" "$$tmp/api.log" || exit 1; \
+	wait_for http://$(DEMO_AGENT)/healthz snapagent "$$tmp/agent.log" || exit 1; \
+	echo "== letting snapagent take a few usage samples"; sleep 3; \
+	echo "== the manifest asks for AI_AGENT, whose model does not exist yet, so the demo plans with --strategy PRIORITY"; \
+	echo "== $(BIN)/snapcompose plan -f examples/seed/manifest.json --catalog examples/seed/catalog --hosts examples/seed/hosts.yaml --strategy PRIORITY"; \
+	echo; \
+	$(BIN)/snapcompose plan -f examples/seed/manifest.json --catalog examples/seed/catalog --hosts examples/seed/hosts.yaml --strategy PRIORITY
 
 .PHONY: clean
 clean: ## Remove build output.

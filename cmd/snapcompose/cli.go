@@ -12,6 +12,8 @@ import (
 	"github.com/snapcompose/snapcompose/internal/agent"
 	"github.com/snapcompose/snapcompose/internal/catalog"
 	"github.com/snapcompose/snapcompose/internal/domain"
+	"github.com/snapcompose/snapcompose/internal/hosts"
+	"github.com/snapcompose/snapcompose/internal/live"
 	"github.com/snapcompose/snapcompose/internal/manifest"
 	"github.com/snapcompose/snapcompose/internal/orchestrator"
 	"github.com/snapcompose/snapcompose/internal/planview"
@@ -49,7 +51,7 @@ type Main struct {
 const usage = `snapcompose composes environments from templates and live hosts.
 
 Usage:
-  snapcompose plan -f MANIFEST --catalog DIR [--output text|json] [--strategy S]
+  snapcompose plan -f MANIFEST [--catalog DIR] [--hosts FILE] [--output text|json] [--strategy S]
   snapcompose serve [--addr HOST:PORT] [--data-dir DIR]
   snapcompose migrate up|down|version
   snapcompose db start|stop [--data-dir DIR] [--ephemeral]
@@ -130,10 +132,11 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 
 func (m *Main) plan(ctx context.Context, args []string) error {
 	fs := m.flags("plan")
-	var file, catalogDir, output, strategy string
+	var file, catalogDir, hostsFile, output, strategy string
 	fs.StringVar(&file, "f", "", "manifest `file` (JSON), or - for standard input")
 	fs.StringVar(&file, "file", "", "same as -f")
 	fs.StringVar(&catalogDir, "catalog", "", "template catalog `dir`ectory")
+	fs.StringVar(&hostsFile, "hosts", "", "hosts `file` (YAML) mapping the manifest's live hosts to their snapagents")
 	fs.StringVar(&output, "output", "text", "output `format`: text or json")
 	fs.StringVar(&strategy, "strategy", "", "override the manifest's conflict_resolution (FIRST_WIN, LAST_WIN, PRIORITY)")
 	if err := parseFlags(fs, args); err != nil {
@@ -159,8 +162,10 @@ func (m *Main) plan(ctx context.Context, args []string) error {
 	for _, s := range man.Sources {
 		switch s.Type {
 		case domain.LiveSource:
-			return domain.Errorf(domain.EINVALID, "%s: /sources/%d: live source %s needs a hosts file (--hosts FILE) that maps host %q to its snapagent; live capture is not in this build yet, so use a manifest of templates only",
-				file, s.Index, s.Ref(), s.Host)
+			if hostsFile == "" {
+				return domain.Errorf(domain.EINVALID, "--hosts: %s: /sources/%d: live source %s needs a hosts file (--hosts FILE) that maps host %q to its snapagent",
+					file, s.Index, s.Ref(), s.Host)
+			}
 		case domain.TemplateSource:
 			if catalogDir == "" {
 				return domain.Errorf(domain.EINVALID, "--catalog: %s uses template sources, so a catalog directory is required", file)
@@ -173,6 +178,13 @@ func (m *Main) plan(ctx context.Context, args []string) error {
 			return err
 		}
 		orch.WithSource(domain.TemplateSource, cat)
+	}
+	if hostsFile != "" {
+		hf, err := hosts.Load(hostsFile)
+		if err != nil {
+			return err
+		}
+		orch.WithSource(domain.LiveSource, live.New(hf, live.WithGetenv(m.getenv)))
 	}
 	for _, s := range []domain.Strategy{domain.FirstWin, domain.LastWin, domain.Priority} {
 		r, _ := agent.New(s)

@@ -43,6 +43,7 @@ func TestLayering(t *testing.T) {
 			"github.com/jackc/pgx", "github.com/go-chi/chi", "github.com/yalue/onnxruntime_go",
 			"github.com/compose-spec/compose-go",
 			module + "internal/catalog", module + "internal/agent", module + "internal/manifest",
+			module + "internal/live", module + "internal/hosts", module + "internal/store",
 		}},
 		{name: "composer is pure logic", pkg: module + "internal/composer", forbidden: []string{
 			"github.com/jackc/pgx", "github.com/go-chi/chi", "github.com/yalue/onnxruntime_go", "github.com/compose-spec/compose-go", "net/http",

@@ -8,7 +8,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
+	"time"
 
 	"github.com/snapcompose/snapcompose/internal/composer"
 	"github.com/snapcompose/snapcompose/internal/domain"
@@ -18,10 +20,25 @@ import (
 // maxConcurrentRetrievals bounds how many sources are fetched at once.
 const maxConcurrentRetrievals = 8
 
+// Retrieval defaults: see WithRetrieval.
+const (
+	DefaultRetrievalTimeout  = 60 * time.Second
+	DefaultRetrievalAttempts = 3
+	DefaultRetrievalBackoff  = 200 * time.Millisecond
+)
+
 // Orchestrator composes environments.
 type Orchestrator struct {
 	sources   map[domain.SourceType]domain.SnapshotSource
 	resolvers map[domain.Strategy]domain.Resolver
+	retrieval retrieval
+}
+
+// retrieval is how sources are fetched.
+type retrieval struct {
+	timeout  time.Duration // for one source, all attempts together
+	attempts int           // at most, for failures that may pass
+	backoff  time.Duration // before the second attempt; doubled before each further one
 }
 
 // New returns an orchestrator with no sources or resolvers; add them with
@@ -30,7 +47,29 @@ func New() *Orchestrator {
 	return &Orchestrator{
 		sources:   map[domain.SourceType]domain.SnapshotSource{},
 		resolvers: map[domain.Strategy]domain.Resolver{},
+		retrieval: retrieval{DefaultRetrievalTimeout, DefaultRetrievalAttempts, DefaultRetrievalBackoff},
 	}
+}
+
+// WithRetrieval sets how sources are fetched. timeout bounds everything
+// spent on one source, retries included (default 60s). A failure that may
+// pass — an EUNAVAILABLE error whose source marks it Temporary, such as an
+// unreachable or slow agent — is tried up to attempts times in all (default
+// 3), waiting backoff before the second attempt (default 200ms) and twice as
+// long before each further one, each wait jittered down by up to half so
+// that many compositions do not retry in step. A value of zero or less keeps
+// its default.
+func (o *Orchestrator) WithRetrieval(timeout time.Duration, attempts int, backoff time.Duration) *Orchestrator {
+	if timeout > 0 {
+		o.retrieval.timeout = timeout
+	}
+	if attempts > 0 {
+		o.retrieval.attempts = attempts
+	}
+	if backoff > 0 {
+		o.retrieval.backoff = backoff
+	}
+	return o
 }
 
 // WithSource makes src retrieve sources of type t.
@@ -108,8 +147,10 @@ func (o *Orchestrator) available() string {
 	return fmt.Sprint(names)
 }
 
-// retrieve fetches every source's snapshot concurrently. It reports every
-// source that failed, not just the first.
+// retrieve fetches every source's snapshot concurrently, each within the
+// retrieval timeout and retrying failures that may pass. It reports every
+// source that failed, not just the first, each named by its ref; when any
+// fails, no snapshot is kept.
 func (o *Orchestrator) retrieve(ctx context.Context, m *domain.Manifest) ([]*domain.Snapshot, error) {
 	snaps := make([]*domain.Snapshot, len(m.Sources))
 	errs := make([]error, len(m.Sources))
@@ -121,12 +162,7 @@ func (o *Orchestrator) retrieve(ctx context.Context, m *domain.Manifest) ([]*dom
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			snap, err := o.sources[src.Type].Retrieve(ctx, src)
-			if err != nil {
-				errs[i] = fmt.Errorf("retrieving %s: %w", src.Ref(), err)
-				return
-			}
-			snaps[i] = snap
+			snaps[i], errs[i] = o.retrieveOne(ctx, src)
 		}()
 	}
 	wg.Wait()
@@ -134,6 +170,71 @@ func (o *Orchestrator) retrieve(ctx context.Context, m *domain.Manifest) ([]*dom
 		return nil, err
 	}
 	return snaps, nil
+}
+
+// retrieveOne fetches one source's snapshot under the retrieval policy.
+func (o *Orchestrator) retrieveOne(parent context.Context, src domain.Source) (*domain.Snapshot, error) {
+	policy := o.retrieval
+	ctx, cancel := context.WithTimeout(parent, policy.timeout)
+	defer cancel()
+	source := o.sources[src.Type]
+	for attempt := 1; ; attempt++ {
+		snap, err := source.Retrieve(ctx, src)
+		if err == nil {
+			return snap, nil
+		}
+		tries := ""
+		if attempt > 1 {
+			tries = fmt.Sprintf(" (%d attempts)", attempt)
+		}
+		switch {
+		case parent.Err() != nil:
+			return nil, fmt.Errorf("retrieving %s: %w", src.Ref(), err)
+		case ctx.Err() != nil && errors.Is(err, context.DeadlineExceeded) && domain.ErrorCode(err) == domain.EINTERNAL:
+			// The source gave up because its time ran out, and said so only
+			// with the context's error.
+			return nil, domain.Errorf(domain.EUNAVAILABLE, "retrieving %s%s: no answer within %s", src.Ref(), tries, policy.timeout)
+		case !transient(err) || attempt >= policy.attempts || ctx.Err() != nil:
+			return nil, fmt.Errorf("retrieving %s%s: %w", src.Ref(), tries, err)
+		}
+		wait := backoff(policy.backoff, attempt)
+		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < wait {
+			// The next attempt could not start in time: the last error is
+			// the more useful one to report.
+			return nil, fmt.Errorf("retrieving %s%s: %w", src.Ref(), tries, err)
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			if parent.Err() != nil {
+				return nil, fmt.Errorf("retrieving %s: %w", src.Ref(), parent.Err())
+			}
+			return nil, fmt.Errorf("retrieving %s%s: %w", src.Ref(), tries, err)
+		}
+	}
+}
+
+// transient reports whether err may pass on another attempt: an
+// EUNAVAILABLE error that its source marks Temporary. Sources mark their
+// errors so, rather than the orchestrator guessing from messages; anything
+// unmarked (a refused token, a missing template) would fail the same way
+// again.
+func transient(err error) bool {
+	var t interface{ Temporary() bool }
+	return domain.ErrorCode(err) == domain.EUNAVAILABLE && errors.As(err, &t) && t.Temporary()
+}
+
+// backoff returns the wait before attempt+1: base doubled for each attempt
+// after the first, less a random part of up to half of it.
+func backoff(base time.Duration, attempt int) time.Duration {
+	d := base << min(attempt-1, 20)
+	if d <= 0 {
+		return base
+	}
+	half := d / 2
+	return d - time.Duration(rand.Int64N(int64(half)+1))
 }
 
 func infeasible(p *domain.Plan) error {
