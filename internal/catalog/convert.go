@@ -205,32 +205,8 @@ func (c *converter) service(s types.ServiceConfig) domain.Service {
 		return svc
 	}
 	svc.Runtime = domain.Digest(runtime)
-	definition, err := canonicalJSON(serviceDefinition{
-		Runtime:   svc.Runtime,
-		Ports:     svc.Ports,
-		DependsOn: svc.DependsOn,
-		Volumes:   svc.Volumes,
-		Requested: svc.Requested,
-		Minimum:   svc.Minimum,
-		Optional:  svc.Optional,
-	})
-	if err != nil {
-		c.problemf("services."+s.Name, "cannot be digested: %v", err)
-		return svc
-	}
-	svc.Digest = domain.Digest(definition)
+	svc.Digest = svc.DefinitionDigest()
 	return svc
-}
-
-// serviceDefinition is what a service's Digest covers.
-type serviceDefinition struct {
-	Runtime   string           `json:"runtime"`
-	Ports     []domain.Port    `json:"ports"`
-	DependsOn []string         `json:"depends_on"`
-	Volumes   []string         `json:"volumes"`
-	Requested domain.Resources `json:"requested"`
-	Minimum   domain.Resources `json:"minimum"`
-	Optional  bool             `json:"optional"`
 }
 
 // runtimeSpec returns the part of a service that says what it runs: all of

@@ -3,6 +3,7 @@ package domain
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"strings"
 )
 
@@ -106,4 +107,21 @@ type File struct {
 type Volume struct {
 	Name   string
 	Digest string // of its declaration (driver, options, external, labels)
+}
+
+// DefinitionDigest returns the Digest a service's claim carries: its Runtime
+// plus where it is reachable, what it needs and what it gets. Every source
+// computes it here, so equal definitions from a template and a live host
+// compare equal.
+func (s Service) DefinitionDigest() string {
+	b, _ := json.Marshal(struct {
+		Runtime   string    `json:"runtime"`
+		Ports     []Port    `json:"ports"`
+		DependsOn []string  `json:"depends_on"`
+		Volumes   []string  `json:"volumes"`
+		Requested Resources `json:"requested"`
+		Minimum   Resources `json:"minimum"`
+		Optional  bool      `json:"optional"`
+	}{s.Runtime, s.Ports, s.DependsOn, s.Volumes, s.Requested, s.Minimum, s.Optional})
+	return Digest(b)
 }

@@ -270,19 +270,7 @@ func convertService(procs []agentapi.Process, ports []domain.Port, rec *agentapi
 		return svc, fmt.Errorf("service %s cannot be digested: %v", svc.Name, err)
 	}
 	svc.Runtime = domain.Digest(runtime)
-	definition, err := json.Marshal(serviceDefinition{
-		Runtime:   svc.Runtime,
-		Ports:     svc.Ports,
-		DependsOn: svc.DependsOn,
-		Volumes:   svc.Volumes,
-		Requested: svc.Requested,
-		Minimum:   svc.Minimum,
-		Optional:  svc.Optional,
-	})
-	if err != nil {
-		return svc, fmt.Errorf("service %s cannot be digested: %v", svc.Name, err)
-	}
-	svc.Digest = domain.Digest(definition)
+	svc.Digest = svc.DefinitionDigest()
 	return svc, nil
 }
 
@@ -298,17 +286,6 @@ func executable(p agentapi.Process) string {
 		return p.Name
 	}
 	return "unknown"
-}
-
-// serviceDefinition is what a service's Digest covers, as for templates.
-type serviceDefinition struct {
-	Runtime   string           `json:"runtime"`
-	Ports     []domain.Port    `json:"ports"`
-	DependsOn []string         `json:"depends_on"`
-	Volumes   []string         `json:"volumes"`
-	Requested domain.Resources `json:"requested"`
-	Minimum   domain.Resources `json:"minimum"`
-	Optional  bool             `json:"optional"`
 }
 
 // processSpec is what one process runs, as its service's Runtime covers it.
