@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/snapcompose/snapcompose/internal/pgtest"
 	"github.com/snapcompose/snapcompose/internal/store"
+	"github.com/snapcompose/snapcompose/internal/usage/usagetest"
 )
 
 const traceSlice = "../../data/bitbrains-rnd-2013-7"
@@ -38,29 +38,6 @@ func runWith(t testing.TB, dbURL string, args ...string) (code int, stdout, stde
 	}}
 	code = m.Run(context.Background(), args)
 	return code, out.String(), errOut.String()
-}
-
-// dataRows counts the data rows of a gzip'd trace file, without the parser.
-func dataRows(t testing.TB, path string) int64 {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(zr)
-	var n int64 = -1 // the header
-	for sc.Scan() {
-		n++
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return n
 }
 
 // samplesPerService returns how many samples each service of host has.
@@ -103,7 +80,7 @@ func TestImportUsageTraceSlice(t *testing.T) {
 	want := map[string]int64{}
 	var total int64
 	for _, vm := range []string{"1", "14", "82"} {
-		want[vm] = dataRows(t, filepath.Join(traceSlice, vm+".csv.gz"))
+		want[vm], _, _ = usagetest.TraceRows(t, filepath.Join(traceSlice, vm+".csv.gz"))
 		total += want[vm]
 	}
 

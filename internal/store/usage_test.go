@@ -1,8 +1,6 @@
 package store_test
 
 import (
-	"bufio"
-	"compress/gzip"
 	"context"
 	"errors"
 	"iter"
@@ -11,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +18,7 @@ import (
 	"github.com/snapcompose/snapcompose/internal/domain"
 	"github.com/snapcompose/snapcompose/internal/store"
 	"github.com/snapcompose/snapcompose/internal/usage"
+	"github.com/snapcompose/snapcompose/internal/usage/usagetest"
 )
 
 const traceSlice = "../../data/bitbrains-rnd-2013-7"
@@ -52,42 +50,6 @@ func importFile(t testing.TB, st *store.Store, path, service string, opts store.
 	return res, r.Stats()
 }
 
-// traceRows counts the data rows of a gzip'd trace file and finds their
-// time range, reading it without the parser under test.
-func traceRows(t testing.TB, path string) (n int64, first, last time.Time) {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(zr)
-	sc.Scan() // header
-	for sc.Scan() {
-		field, _, _ := strings.Cut(sc.Text(), ";")
-		sec, err := strconv.ParseInt(field, 10, 64)
-		if err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		at := time.Unix(sec, 0).UTC()
-		if n == 0 || at.Before(first) {
-			first = at
-		}
-		if at.After(last) {
-			last = at
-		}
-		n++
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return n, first, last
-}
-
 func countSamples(t testing.TB, st *store.Store, seriesID int64) int64 {
 	t.Helper()
 	var n int64
@@ -110,7 +72,7 @@ func TestImportUsageRealTrace(t *testing.T) {
 	var total int64
 	for _, path := range paths {
 		service := strings.TrimSuffix(filepath.Base(path), ".csv.gz")
-		want, first, last := traceRows(t, path)
+		want, first, last := usagetest.TraceRows(t, path)
 		total += want
 		res, stats := importFile(t, st, path, service, store.UsageImportOptions{BatchSize: 1000})
 		if res.Inserted != want || res.Skipped != 0 || stats.Malformed != 0 {
@@ -132,7 +94,7 @@ func TestImportUsageRealTrace(t *testing.T) {
 	before := usageTableDigest(t, st)
 	for _, path := range paths {
 		service := strings.TrimSuffix(filepath.Base(path), ".csv.gz")
-		want, _, _ := traceRows(t, path)
+		want, _, _ := usagetest.TraceRows(t, path)
 		res, _ := importFile(t, st, path, service, store.UsageImportOptions{})
 		if res.Inserted != 0 || res.Skipped != want {
 			t.Errorf("%s again: inserted %d, skipped %d; want 0, %d", path, res.Inserted, res.Skipped, want)

@@ -1,7 +1,6 @@
 package usage_test
 
 import (
-	"bufio"
 	"bytes"
 	"compress/gzip"
 	"errors"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/snapcompose/snapcompose/internal/domain"
 	"github.com/snapcompose/snapcompose/internal/usage"
+	"github.com/snapcompose/snapcompose/internal/usage/usagetest"
 )
 
 const header = "Timestamp [ms];\tCPU cores;\tCPU capacity provisioned [MHZ];\tCPU usage [MHZ];\tCPU usage [%];\t" +
@@ -284,32 +284,6 @@ func TestBitbrainsReadErrorNamesTheFile(t *testing.T) {
 	}
 }
 
-// countDataRows counts the lines after the header of a gzip'd file, without
-// the parser under test.
-func countDataRows(t *testing.T, path string) int {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(zr)
-	n := -1
-	for sc.Scan() {
-		if strings.TrimSpace(sc.Text()) != "" {
-			n++
-		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
 func TestBitbrainsRealTraceSlice(t *testing.T) {
 	t.Parallel()
 	paths, err := filepath.Glob("../../data/bitbrains-rnd-2013-7/*.csv.gz")
@@ -327,7 +301,7 @@ func TestBitbrainsRealTraceSlice(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := countDataRows(t, path); len(got) != want || stats.Malformed != 0 || stats.Repeated != 0 {
+			if want, _, _ := usagetest.TraceRows(t, path); int64(len(got)) != want || stats.Malformed != 0 || stats.Repeated != 0 {
 				t.Errorf("read %d samples (stats %+v), want all %d data rows", len(got), stats, want)
 			}
 			for i, s := range got {
