@@ -60,6 +60,8 @@ func TestGoldenPlans(t *testing.T) {
 		{"seed-last-win-json", []string{"plan", "-f", seedTemplates, "--catalog", seedCatalog, "--output", "json", "--strategy", "LAST_WIN"}, 0},
 		{"infeasible-text", []string{"plan", "-f", "testdata/infeasible.json", "--catalog", seedCatalog}, 1},
 		{"infeasible-json", []string{"plan", "-f", "testdata/infeasible.json", "--catalog", seedCatalog, "--output", "json"}, 1},
+		{"tight-text", []string{"plan", "-f", "testdata/tight.json", "--catalog", seedCatalog}, 0},
+		{"tight-json", []string{"plan", "-f", "testdata/tight.json", "--catalog", seedCatalog, "--output", "json"}, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -127,7 +129,7 @@ func TestExitCodesAndErrors(t *testing.T) {
 		{"unknown template", "", []string{"plan", "-f", "testdata/unknown-template.json", "--catalog", seedCatalog}, 2,
 			[]string{"template_z", "template_a"}},
 		{"infeasible limits", "", []string{"plan", "-f", "testdata/infeasible.json", "--catalog", seedCatalog}, 1,
-			[]string{"does not fit", "cpu: requested"}},
+			[]string{"does not fit", "Insufficient memory", "the limit is 4GiB", "448MiB short", "db-template_b 2GiB (template:template_b)", "1 optional service dropped"}},
 		{"agent without a model", "", []string{"plan", "-f", "testdata/ai-agent.json", "--catalog", seedCatalog}, 1,
 			[]string{"AI_AGENT", "not available"}},
 		{"missing manifest file", "", []string{"plan", "-f", "testdata/nope.json", "--catalog", seedCatalog}, 2,

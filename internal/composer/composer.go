@@ -17,6 +17,7 @@ type Composition struct {
 	snaps          []*domain.Snapshot // deep copies, in manifest order
 	shared         map[serviceID][]domain.SourceRef
 	dropped        []domain.Dropped
+	concessions    []domain.Concession
 	conflicts      []domain.Conflict
 	renamedVolumes map[volumeID]string // current name -> name in its source
 	idx            *dependencyIndex    // nil after any change

@@ -392,8 +392,8 @@ func (r *round) freePort(protocol string, from int) (int, bool) {
 	return 0, false
 }
 
-// computeDecisions reports compute demand above a limit. Until the allocator
-// settles it, the only candidate is "allocate", and the plan is infeasible.
+// computeDecisions reports compute demand above a limit. Its only candidate
+// is "allocate": package negotiate settles it, after every other conflict.
 func (c *Composition) computeDecisions(kind domain.ClaimKind) []domain.Decision {
 	requested, minimum := c.Totals()
 	pick, format := measure(kind)
@@ -409,9 +409,9 @@ func (c *Composition) computeDecisions(kind domain.ClaimKind) []domain.Decision 
 			}
 		}
 	}
-	fit := "the services' minimums (" + format(min) + ") fit, so negotiation could settle it"
+	fit := "the services' minimums (" + format(min) + ") fit, so the allocator shares the limit out"
 	if min > lim {
-		fit = "even the services' minimums (" + format(min) + ") do not fit, so services must be dropped"
+		fit = "even the services' minimums (" + format(min) + ") do not fit, so providers are asked for concessions and optional services may be dropped"
 	}
 	detail := fmt.Sprintf("%s requested exceeds the %s limit of %s by %s; %s", format(req), kind, format(lim), format(req-lim), fit)
 	return []domain.Decision{{

@@ -21,16 +21,20 @@ func (c *Composition) Plan() (*domain.Plan, error) {
 	}
 	m := c.manifest
 	p := &domain.Plan{
-		Name:      m.Name,
-		Strategy:  m.ConflictResolution,
-		Sources:   []domain.PlanSource{},
-		Services:  []domain.PlanService{},
-		Volumes:   []domain.PlanVolume{},
-		Files:     []domain.PlanFile{},
-		Env:       []domain.PlanEnv{},
-		Conflicts: slices.Clone(c.conflicts),
-		Limits:    m.ResourceLimits,
-		Dropped:   slices.Clone(c.dropped),
+		Name:        m.Name,
+		Strategy:    m.ConflictResolution,
+		Sources:     []domain.PlanSource{},
+		Services:    []domain.PlanService{},
+		Volumes:     []domain.PlanVolume{},
+		Files:       []domain.PlanFile{},
+		Env:         []domain.PlanEnv{},
+		Conflicts:   slices.Clone(c.conflicts),
+		Limits:      m.ResourceLimits,
+		Dropped:     slices.Clone(c.dropped),
+		Concessions: slices.Clone(c.concessions),
+	}
+	if p.Concessions == nil {
+		p.Concessions = []domain.Concession{}
 	}
 	if p.Conflicts == nil {
 		p.Conflicts = []domain.Conflict{}
@@ -55,10 +59,12 @@ func (c *Composition) Plan() (*domain.Plan, error) {
 				SharedWith: c.shared[serviceID{si, svc.Name}],
 				Image:      svc.Image, Ports: nonNil(svc.Ports), DependsOn: nonNil(svc.DependsOn), Volumes: nonNil(svc.Volumes),
 				Optional: svc.Optional, Requested: svc.Requested, Minimum: svc.Minimum,
-				// Until the allocator exists a service gets what it asks for.
+				// A service gets what it asks for until an allocator says
+				// otherwise.
 				Allocation: svc.Requested,
 			})
 			p.Totals = p.Totals.Add(svc.Requested)
+			p.Requested = p.Requested.Add(svc.Requested)
 			p.Minimums = p.Minimums.Add(svc.Minimum)
 		}
 		for _, v := range s.Volumes {

@@ -16,9 +16,18 @@ type Plan struct {
 	Env       []PlanEnv     `json:"env"`
 	Conflicts []Conflict    `json:"conflicts"`
 	Limits    Resources     `json:"limits"`
-	Totals    Resources     `json:"totals"`
-	Minimums  Resources     `json:"minimums"`
-	Dropped   []Dropped     `json:"dropped"`
+	// Totals is what the services get in all: their allocations.
+	Totals Resources `json:"totals"`
+	// Requested is what they ask for in all, Minimums the least they accept.
+	Requested Resources `json:"requested"`
+	Minimums  Resources `json:"minimums"`
+	Dropped   []Dropped `json:"dropped"`
+	// Concessions lists what providers were asked when the minimums did
+	// not fit, and what they answered.
+	Concessions []Concession `json:"concessions"`
+	// Allocator says how the allocations were found; nil when they could
+	// not be (the plan is then infeasible).
+	Allocator *AllocatorReport `json:"allocator,omitempty"`
 }
 
 // PlanSource summarises what one source contributes.
@@ -46,6 +55,10 @@ type PlanService struct {
 	Requested   Resources   `json:"requested"`
 	Minimum     Resources   `json:"minimum"`
 	Allocation  Resources   `json:"allocation"`
+	// AtMinimum names the resources of which the service gets only its minimum.
+	AtMinimum []string `json:"at_minimum,omitempty"`
+	// Weight is the value the allocator gave the service's resources.
+	Weight float64 `json:"weight"`
 }
 
 // PlanVolume is a named volume of the composed environment.
@@ -107,4 +120,52 @@ type Choice struct {
 type Resolver interface {
 	Strategy() Strategy
 	Resolve(ctx context.Context, m *Manifest, decisions []Decision) ([]Choice, error)
+}
+
+// Offer is what a provider will accept for one of its services when the
+// composition does not fit: a lower minimum, and why.
+type Offer struct {
+	Service string    // as the source names it
+	Minimum Resources // the least it will run on now
+	Basis   string    // how the provider arrived at it, in words
+}
+
+// Negotiator is implemented by a SnapshotSource whose provider can concede:
+// asked for the services of src it still contributes, it answers with an
+// offer for those it can run on less. A provider with nothing to concede
+// returns no offers and no error. Errors name the source and are reported in
+// the plan, never fatal: a provider that cannot be asked concedes nothing.
+type Negotiator interface {
+	Concede(ctx context.Context, src Source, services []string) ([]Offer, error)
+}
+
+// Concession records one provider's answer when the composition was over a
+// limit at its minimums: Granted when the service's minimum came down from
+// From to To.
+type Concession struct {
+	Service string    `json:"service"`
+	Source  SourceRef `json:"source"`
+	Granted bool      `json:"granted"`
+	From    Resources `json:"from"`
+	To      Resources `json:"to"`
+	Reason  string    `json:"reason"`
+}
+
+// AllocatorReport says how the allocation was found and what limited it.
+type AllocatorReport struct {
+	Method    string  `json:"method"`    // knapsack, decomposition or simplex
+	Objective float64 `json:"objective"` // total value above the minimums
+	// Limits has one entry per resource, in the order cpu, memory, disk.
+	Limits []LimitReport `json:"limits"`
+}
+
+// LimitReport describes one resource limit at the optimum.
+type LimitReport struct {
+	Resource string `json:"resource"` // cpu, memory or disk
+	Limit    int64  `json:"limit"`
+	Used     int64  `json:"used"`
+	Binding  bool   `json:"binding"`
+	// ShadowPrice is the value one more base unit (millicore, byte) of the
+	// limit would add; 0 when it does not bind.
+	ShadowPrice float64 `json:"shadow_price"`
 }

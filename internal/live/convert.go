@@ -24,9 +24,12 @@ import (
 //   - Ports: the listening ports the agent attributes to the service, with
 //     Host = Container = the port the process listens on (a live process
 //     is bound to the host's port directly), one per protocol and port.
-//   - Requested and Minimum: the agent's recommendation for the service
-//     (desired and minimum CPU and memory, from its usage history); without
-//     one, both are the service's current use.
+//   - Requested: the agent's recommended desired CPU and memory for the
+//     service (from its usage history); without one, its current use.
+//     Minimum = Requested: a production service keeps what it needs until
+//     its provider concedes less. When a composition does not fit, the
+//     orchestrator asks (Source.Concede) and the agent offers its
+//     usage-based minimum.
 //   - Disk: the capture's total file bytes split evenly across the
 //     services, and Minimum = Requested. A capture says which files lie
 //     under the path, not which service needs them; the environment carries
@@ -251,18 +254,18 @@ func convertService(procs []agentapi.Process, ports []domain.Port, rec *agentapi
 		svc.Ports = []domain.Port{}
 	}
 	if rec != nil {
-		svc.Requested = domain.Resources{CPUMillicores: rec.DesiredCPUMillicores, MemoryBytes: rec.DesiredMemoryBytes}
-		svc.Minimum = domain.Resources{CPUMillicores: rec.MinCPUMillicores, MemoryBytes: rec.MinMemoryBytes}
 		// A service never asks for less than it accepts.
-		svc.Requested.CPUMillicores = max(svc.Requested.CPUMillicores, svc.Minimum.CPUMillicores)
-		svc.Requested.MemoryBytes = max(svc.Requested.MemoryBytes, svc.Minimum.MemoryBytes)
+		svc.Requested = domain.Resources{
+			CPUMillicores: max(rec.DesiredCPUMillicores, rec.MinCPUMillicores),
+			MemoryBytes:   max(rec.DesiredMemoryBytes, rec.MinMemoryBytes),
+		}
 	} else {
 		for _, p := range procs {
 			svc.Requested.CPUMillicores += p.CPUMillicores
 			svc.Requested.MemoryBytes += p.MemoryBytes
 		}
-		svc.Minimum = svc.Requested
 	}
+	svc.Minimum = svc.Requested
 	svc.Requested.DiskBytes, svc.Minimum.DiskBytes = disk, disk
 
 	runtime, err := json.Marshal(runtimeOf(procs))

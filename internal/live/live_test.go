@@ -171,7 +171,8 @@ func TestRetrieveConvertsTheCapture(t *testing.T) {
 	}
 
 	// Services: one per distinct service, sorted; resources from the
-	// recommendation, or current use without one; disk split evenly.
+	// recommendation's desired amounts, or current use without one; disk
+	// split evenly.
 	if len(snap.Services) != 2 {
 		t.Fatalf("services = %+v, want api and worker", snap.Services)
 	}
@@ -184,7 +185,8 @@ func TestRetrieveConvertsTheCapture(t *testing.T) {
 		{"api.image", api.Image, "exe:/var/app/bin/api"},
 		{"api.ports", api.Ports, []domain.Port{{Host: 8081, Container: 8081, Protocol: "tcp"}, {Host: 9090, Container: 9090, Protocol: "tcp"}}},
 		{"api.requested", api.Requested, domain.Resources{CPUMillicores: 400, MemoryBytes: 256 << 20, DiskBytes: 501}},
-		{"api.minimum", api.Minimum, domain.Resources{CPUMillicores: 150, MemoryBytes: 96 << 20, DiskBytes: 501}},
+		// Firm until the provider concedes (see TestConcede).
+		{"api.minimum", api.Minimum, domain.Resources{CPUMillicores: 400, MemoryBytes: 256 << 20, DiskBytes: 501}},
 		{"api.depends_on", api.DependsOn, []string{}},
 		{"worker.name", worker.Name, "worker"},
 		{"worker.image", worker.Image, "exe:/var/app/bin/worker"},

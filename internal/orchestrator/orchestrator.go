@@ -14,7 +14,7 @@ import (
 
 	"github.com/snapcompose/snapcompose/internal/composer"
 	"github.com/snapcompose/snapcompose/internal/domain"
-	"github.com/snapcompose/snapcompose/internal/quantity"
+	"github.com/snapcompose/snapcompose/internal/negotiate"
 )
 
 // maxConcurrentRetrievals bounds how many sources are fetched at once.
@@ -84,9 +84,11 @@ func (o *Orchestrator) WithResolver(r domain.Resolver) *Orchestrator {
 	return o
 }
 
-// Plan composes m and returns its plan. When demand exceeds a limit it
-// returns the plan together with an EINFEASIBLE error, so the caller can show
-// what does not fit. Retrieval errors keep their codes (ENOTFOUND, EINVALID,
+// Plan composes m and returns its plan. Resources are allocated within the
+// limits by package negotiate, which asks sources that implement
+// domain.Negotiator for concessions when the minimums do not fit. When the
+// composition cannot be fitted it returns the plan together with an
+// EINFEASIBLE error, so the caller can show what does not fit. Retrieval errors keep their codes (ENOTFOUND, EINVALID,
 // EUNAVAILABLE); a strategy with no resolver is EUNAVAILABLE.
 func (o *Orchestrator) Plan(ctx context.Context, m *domain.Manifest) (*domain.Plan, error) {
 	resolver, ok := o.resolvers[m.ConflictResolution]
@@ -124,14 +126,18 @@ func (o *Orchestrator) Plan(ctx context.Context, m *domain.Manifest) (*domain.Pl
 			}
 		}
 	}
-	plan, err := comp.Plan()
-	if err != nil {
-		return nil, err
+	return negotiate.Fit(ctx, comp, m.ResourceLimits, negotiate.Options{Negotiators: o.negotiators()})
+}
+
+// negotiators returns the sources that can concede, by type.
+func (o *Orchestrator) negotiators() map[domain.SourceType]domain.Negotiator {
+	out := map[domain.SourceType]domain.Negotiator{}
+	for t, src := range o.sources {
+		if n, ok := src.(domain.Negotiator); ok {
+			out[t] = n
+		}
 	}
-	if !plan.Feasible {
-		return plan, infeasible(plan)
-	}
-	return plan, nil
+	return out
 }
 
 func (o *Orchestrator) available() string {
@@ -235,19 +241,4 @@ func backoff(base time.Duration, attempt int) time.Duration {
 	}
 	half := d / 2
 	return d - time.Duration(rand.Int64N(int64(half)+1))
-}
-
-func infeasible(p *domain.Plan) error {
-	var problems []domain.Problem
-	l, t := p.Limits, p.Totals
-	if t.CPUMillicores > l.CPUMillicores {
-		problems = append(problems, domain.Problem{Where: "cpu", Message: fmt.Sprintf("requested %s, limit %s", quantity.FormatCPU(t.CPUMillicores), quantity.FormatCPU(l.CPUMillicores))})
-	}
-	if t.MemoryBytes > l.MemoryBytes {
-		problems = append(problems, domain.Problem{Where: "memory", Message: fmt.Sprintf("requested %s, limit %s", quantity.FormatBytes(t.MemoryBytes), quantity.FormatBytes(l.MemoryBytes))})
-	}
-	if t.DiskBytes > l.DiskBytes {
-		problems = append(problems, domain.Problem{Where: "disk", Message: fmt.Sprintf("requested %s, limit %s", quantity.FormatBytes(t.DiskBytes), quantity.FormatBytes(l.DiskBytes))})
-	}
-	return &domain.Error{Code: domain.EINFEASIBLE, Message: "the composition does not fit its resource_limits", Problems: problems}
 }

@@ -2,6 +2,7 @@ package orchestrator_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -387,9 +388,44 @@ func TestVolumeConflictIsolatesData(t *testing.T) {
 	}
 }
 
-func TestComputeOverLimit(t *testing.T) {
+func TestComputeOverLimitAllocated(t *testing.T) {
 	t.Parallel()
-	a := source{id: "a", snap: domain.Snapshot{Services: []domain.Service{svc("big", "b:1", cpu(6000)), svc("small", "s:1", cpu(3000))}}}
+	// 9 cores asked for, 8 allowed, 4.5 at minimums: the allocator fits it.
+	a := source{id: "a", priority: 1, snap: domain.Snapshot{Services: []domain.Service{svc("big", "b:1", cpu(6000))}}}
+	b := source{id: "b", snap: domain.Snapshot{Services: []domain.Service{svc("small", "s:1", cpu(3000))}}}
+	o, m := setup(t, domain.FirstWin, a, b)
+	m.ResourceLimits.CPUMillicores = 8000
+	p, err := o.Plan(context.Background(), m)
+	if err != nil {
+		t.Fatalf("Plan: %v", err)
+	}
+	plantest.ValidatePlan(t, p)
+	c := conflict(t, p, "cpu")
+	if c.Resolution.Action != domain.Allocate || c.Resolution.Winner != nil || len(c.Claimants) != 2 {
+		t.Errorf("cpu conflict = %+v", c)
+	}
+	big, small := service(t, p, "big").Allocation.CPUMillicores, service(t, p, "small").Allocation.CPUMillicores
+	if big+small > 8000 || big < 3000 || small < 1500 {
+		t.Fatalf("allocation big %d small %d: want within 8000 and at least the minimums", big, small)
+	}
+	if p.Totals.CPUMillicores != big+small || p.Requested.CPUMillicores != 9000 {
+		t.Errorf("totals %+v requested %+v", p.Totals, p.Requested)
+	}
+	if p.Allocator == nil || !p.Allocator.Limits[0].Binding || p.Allocator.Limits[0].ShadowPrice <= 0 {
+		t.Fatalf("allocator report = %+v, want the cpu limit binding at a positive shadow price", p.Allocator)
+	}
+	// The higher-priority source's service keeps more of what it asked for.
+	if float64(big)/6000 <= float64(small)/3000 {
+		t.Errorf("big (priority 1) got %d of 6000, small (priority 0) %d of 3000", big, small)
+	}
+	if !strings.Contains(c.Resolution.Detail, "the limit binds") {
+		t.Errorf("cpu detail %q does not report the binding limit", c.Resolution.Detail)
+	}
+}
+
+func TestComputeOverLimitAtMinimums(t *testing.T) {
+	t.Parallel()
+	a := source{id: "a", snap: domain.Snapshot{Services: []domain.Service{svc("big", "b:1", cpu(12000)), svc("small", "s:1", cpu(6000))}}}
 	o, m := setup(t, domain.FirstWin, a)
 	m.ResourceLimits.CPUMillicores = 8000
 	p, err := o.Plan(context.Background(), m)
@@ -400,12 +436,17 @@ func TestComputeOverLimit(t *testing.T) {
 		t.Fatalf("want the infeasible plan returned with the error")
 	}
 	plantest.ValidatePlan(t, p)
-	c := conflict(t, p, "cpu")
-	if c.Resolution.Action != domain.Allocate || c.Resolution.Winner != nil || len(c.Claimants) != 2 {
-		t.Errorf("cpu conflict = %+v", c)
+	var de *domain.Error
+	if !errors.As(err, &de) || len(de.Problems) != 1 {
+		t.Fatalf("error %v: want one problem", err)
 	}
-	if service(t, p, "big").Allocation.CPUMillicores != 6000 {
-		t.Errorf("allocation silently truncated")
+	for _, want := range []string{"Insufficient cpu", "need 9 cores at their minimums", "limit is 8 cores", "1 core short", "big 6 cores (template:a)", "small 3 cores (template:a)"} {
+		if !strings.Contains(de.Problems[0].Where+" "+de.Problems[0].Message, want) {
+			t.Errorf("problem %+v does not say %q", de.Problems[0], want)
+		}
+	}
+	if service(t, p, "big").Allocation.CPUMillicores != 12000 {
+		t.Errorf("an infeasible plan shows what was asked for")
 	}
 }
 

@@ -59,6 +59,9 @@ func WriteText(w io.Writer, p *domain.Plan) error {
 		if s.Optional {
 			note = strings.TrimLeft(note+", optional", ", ")
 		}
+		if len(s.AtMinimum) > 0 {
+			note = strings.TrimLeft(note+", at minimum "+strings.Join(s.AtMinimum, ","), ", ")
+		}
 		needs := "-"
 		if len(s.DependsOn) > 0 {
 			needs = "needs " + strings.Join(s.DependsOn, ",")
@@ -148,24 +151,43 @@ func WriteText(w io.Writer, p *domain.Plan) error {
 		fmt.Fprintf(&b, "  - %s (%s): %s\n", d.Name, d.Source, d.Reason)
 	}
 
+	if len(p.Concessions) > 0 {
+		section(&b, "Concessions", len(p.Concessions))
+		for _, c := range p.Concessions {
+			if c.Granted {
+				fmt.Fprintf(&b, "  v %s (%s): minimum %s -> %s; %s\n", c.Service, c.Source, resources(c.From), resources(c.To), c.Reason)
+			} else {
+				fmt.Fprintf(&b, "  x %s (%s): no concession; %s\n", c.Service, c.Source, c.Reason)
+			}
+		}
+	}
+
 	b.WriteString("\nResources\n")
 	tw = tabwriter.NewWriter(&b, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "  \tallocated\tminimum\tlimit\tuse\t\n")
-	row := func(name string, alloc, min, limit int64, format func(int64) string) {
-		use := "-"
-		if limit > 0 {
-			use = fmt.Sprintf("%d%%", (alloc*100+limit-1)/limit)
+	fmt.Fprintf(tw, "  \tallocated\trequested\tminimum\tlimit\tuse\t\n")
+	row := func(i int, name string, alloc, req, min, limit int64, format func(int64) string) {
+		allocated, use, note := "-", "-", ""
+		if p.Allocator != nil {
+			allocated = format(alloc)
+			if limit > 0 {
+				use = fmt.Sprintf("%d%%", (alloc*100+limit-1)/limit)
+			}
+			if i < len(p.Allocator.Limits) && p.Allocator.Limits[i].Binding {
+				price, unit := shadowPerUnit(p.Allocator.Limits[i])
+				note = fmt.Sprintf("  binds: one more %s is worth %.3g", unit, price)
+			}
+		} else if min > limit {
+			note = "  OVER LIMIT at minimums"
 		}
-		over := ""
-		if alloc > limit {
-			over = "  OVER LIMIT"
-		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", name, format(alloc), format(min), format(limit), use, over)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, allocated, format(req), format(min), format(limit), use, note)
 	}
-	row("cpu", p.Totals.CPUMillicores, p.Minimums.CPUMillicores, p.Limits.CPUMillicores, quantity.FormatCPU)
-	row("memory", p.Totals.MemoryBytes, p.Minimums.MemoryBytes, p.Limits.MemoryBytes, quantity.FormatBytes)
-	row("disk", p.Totals.DiskBytes, p.Minimums.DiskBytes, p.Limits.DiskBytes, quantity.FormatBytes)
+	row(0, "cpu", p.Totals.CPUMillicores, p.Requested.CPUMillicores, p.Minimums.CPUMillicores, p.Limits.CPUMillicores, quantity.FormatCPU)
+	row(1, "memory", p.Totals.MemoryBytes, p.Requested.MemoryBytes, p.Minimums.MemoryBytes, p.Limits.MemoryBytes, quantity.FormatBytes)
+	row(2, "disk", p.Totals.DiskBytes, p.Requested.DiskBytes, p.Minimums.DiskBytes, p.Limits.DiskBytes, quantity.FormatBytes)
 	tw.Flush()
+	if p.Allocator != nil {
+		fmt.Fprintf(&b, "  allocator: %s, total value above minimums %.4g\n", p.Allocator.Method, p.Allocator.Objective)
+	}
 
 	fit := "fits within its limits"
 	if !p.Feasible {
@@ -249,4 +271,13 @@ func byKind(conflicts []domain.Conflict) string {
 		parts[i] = fmt.Sprintf("%s %d", k, counts[k])
 	}
 	return " (" + strings.Join(parts, ", ") + ")"
+}
+
+// shadowPerUnit returns a limit's shadow price per core or per GiB, and
+// the unit's name.
+func shadowPerUnit(l domain.LimitReport) (float64, string) {
+	if l.Resource == "cpu" {
+		return l.ShadowPrice * 1000, "core"
+	}
+	return l.ShadowPrice * (1 << 30), "GiB of " + l.Resource
 }
