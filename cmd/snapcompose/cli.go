@@ -56,6 +56,7 @@ Usage:
   snapcompose migrate up|down|version
   snapcompose db start|stop [--data-dir DIR] [--ephemeral]
   snapcompose import usage --format bitbrains [--host NAME] DIR_OR_FILE...
+  snapcompose eval allocation --usage DIR [--seed N | --seeds N,N,...] [--group-size N] [--output text|json]
   snapcompose version
 
 Run "snapcompose COMMAND -h" for a command's flags.
@@ -80,6 +81,8 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		err = m.db(ctx, args[1:])
 	case "import":
 		err = m.importCmd(ctx, args[1:])
+	case "eval":
+		err = m.evalCmd(ctx, args[1:])
 	case "version":
 		fmt.Fprintln(m.Stdout, "snapcompose", version())
 	case "help", "-h", "--help":

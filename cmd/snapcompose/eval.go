@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/snapcompose/snapcompose/internal/domain"
+	"github.com/snapcompose/snapcompose/internal/evalalloc"
+)
+
+const evalAllocationSynopsis = "snapcompose eval allocation --usage DIR [--seed N | --seeds N,N,...] [--group-size N] " +
+	"[--train-days N] [--test-days N] [--limit-factor X] [--target-overrun X] [--workers N] [--output text|json]"
+
+// evalCmd runs `eval allocation`, the one evaluation there is.
+func (m *Main) evalCmd(ctx context.Context, args []string) error {
+	if len(args) == 0 || args[0] != "allocation" {
+		return domain.Errorf(domain.EINVALID, "eval: want `%s`", evalAllocationSynopsis)
+	}
+	return m.evalAllocation(ctx, args[1:])
+}
+
+// evalAllocation evaluates allocation strategies on a Bitbrains trace and
+// prints the report (see package evalalloc for the method). It needs no
+// database. Exit codes: 0 the report was written, 2 bad flags or a trace
+// that cannot be evaluated (missing directory, no trace files, a file that
+// is not a Bitbrains CSV, no VM with enough data).
+func (m *Main) evalAllocation(ctx context.Context, args []string) error {
+	fs := m.flags("eval allocation")
+	cfg := evalalloc.DefaultConfig("")
+	fs.StringVar(&cfg.Dir, "usage", "", "`dir`ectory of the Bitbrains trace: one .csv or .csv.gz file per VM (required)")
+	seed := fs.Uint64("seed", 1, "`seed` of the shuffling of VMs into compositions")
+	seeds := fs.String("seeds", "", "comma-separated `seeds`, each evaluated in turn, with a summary across them (instead of --seed)")
+	fs.IntVar(&cfg.GroupSize, "group-size", evalalloc.DefaultGroupSize, "`number` of VMs per composition")
+	fs.IntVar(&cfg.TrainDays, "train-days", evalalloc.DefaultTrainDays, "`days` of training window, from the trace's first timestamp")
+	fs.IntVar(&cfg.TestDays, "test-days", evalalloc.DefaultTestDays, "`days` of held-out window, after the training window")
+	fs.Float64Var(&cfg.LimitFactor, "limit-factor", evalalloc.DefaultLimitFactor, "each composition's shared limit, as a `multiple` of the peak of its training-window total")
+	fs.Float64Var(&cfg.TargetOverrun, "target-overrun", evalalloc.DefaultTargetOverrun,
+		"ours: the `share` of training intervals in which a composition's total may exceed its budget")
+	fs.IntVar(&cfg.Workers, "workers", evalalloc.DefaultWorkers, "`number` of files read at once")
+	output := fs.String("output", "text", "output `format`: text or json")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: %s\n\nEvaluates provisioned, VPA-style and our allocations of groups of trace VMs on a held-out week.\n\n",
+			evalAllocationSynopsis)
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *output != "text" && *output != "json" {
+		return domain.Errorf(domain.EINVALID, "--output: unknown format %q: want text or json", *output)
+	}
+	cfg.Seeds = []uint64{*seed}
+	if *seeds != "" {
+		seedSet := false
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name == "seed" {
+				seedSet = true
+			}
+		})
+		if seedSet {
+			return domain.Errorf(domain.EINVALID, "--seed and --seeds: give one or the other")
+		}
+		list, err := parseSeeds(*seeds)
+		if err != nil {
+			return err
+		}
+		cfg.Seeds = list
+	}
+	rep, err := evalalloc.Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if *output == "json" {
+		return evalalloc.WriteJSON(m.Stdout, rep)
+	}
+	return evalalloc.WriteText(m.Stdout, rep)
+}
+
+// parseSeeds parses a comma-separated list of seeds.
+func parseSeeds(s string) ([]uint64, error) {
+	var out []uint64
+	for field := range strings.SplitSeq(s, ",") {
+		field = strings.TrimSpace(field)
+		n, err := strconv.ParseUint(field, 10, 64)
+		if err != nil {
+			return nil, domain.Errorf(domain.EINVALID, "--seeds: %q is not a seed: want comma-separated whole numbers, such as 1,2,3", field)
+		}
+		out = append(out, n)
+	}
+	if len(out) > 100 {
+		return nil, domain.Errorf(domain.EINVALID, "--seeds: %d seeds: give at most 100", len(out))
+	}
+	return out, nil
+}
