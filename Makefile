@@ -7,6 +7,16 @@ BENCHTIME ?= 1s
 # The private Postgres `make test` starts when TEST_DATABASE_URL is unset:
 # one per checkout, under /tmp so the postgres user can reach it.
 TEST_PGDIR ?= /tmp/snapcompose-test-$(shell printf '%s' "$(CURDIR)" | cksum | cut -d' ' -f1)
+# onnxruntime's C library for the AI_AGENT scorer (DESIGN.md "The learned agent"): the
+# file from npm's onnxruntime-node, fetched once into ORT_CACHE unless ONNXRUNTIME_LIB names one.
+ORT_VERSION := 1.24.1
+ORT_CACHE ?= $(HOME)/.cache/snapcompose/onnxruntime-$(ORT_VERSION)
+ORT_TARBALL_PATH := package/bin/napi-v6/linux/x64/libonnxruntime.so.1
+ORT_SIZE := 35057880
+ORT_SHA256 := 53ef1ac028dd1b05554b8da28d9159eb3876f99868193d2aaa6e67f0243c23d4
+ORT_USER_LIB := $(strip $(ONNXRUNTIME_LIB))
+ONNXRUNTIME_LIB := $(or $(ORT_USER_LIB),$(ORT_CACHE)/libonnxruntime.so.1)
+export ONNXRUNTIME_LIB
 
 .DEFAULT_GOAL := help
 
@@ -35,13 +45,34 @@ glpk: ## Make sure GLPK's glpsol exists (the allocator's independent check; inst
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq glpk-utils >/dev/null; \
 	else echo "glpsol not found: install glpk-utils (apt-get) or glpk (brew)"; exit 1; fi
 
+.PHONY: onnxruntime
+onnxruntime: ## Make sure onnxruntime's C library exists (fetched once from npm onnxruntime-node@1.24.1 unless ONNXRUNTIME_LIB is set).
+	@set -e; \
+	if [ -n "$(ORT_USER_LIB)" ]; then \
+	  [ -f "$(ORT_USER_LIB)" ] || { echo "ONNXRUNTIME_LIB=$(ORT_USER_LIB) does not exist"; exit 1; }; exit 0; \
+	fi; \
+	lib="$(ORT_CACHE)/libonnxruntime.so.1"; \
+	if [ -f "$$lib" ] && [ "$$(wc -c <"$$lib" | tr -d ' ')" = "$(ORT_SIZE)" ]; then exit 0; fi; \
+	if [ "$$(uname -sm)" != "Linux x86_64" ]; then echo "the cached onnxruntime is for Linux x86_64 only: set ONNXRUNTIME_LIB to an onnxruntime $(ORT_VERSION) shared library"; exit 1; fi; \
+	command -v npm >/dev/null 2>&1 || { echo "npm not found: install Node.js (apt-get install npm), or set ONNXRUNTIME_LIB to an onnxruntime $(ORT_VERSION) shared library"; exit 1; }; \
+	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	echo "fetching onnxruntime $(ORT_VERSION): npm pack onnxruntime-node@$(ORT_VERSION) (about 86 MB, once) into $(ORT_CACHE)"; \
+	tgz=$$(cd "$$tmp" && npm pack --silent --cache "$$tmp/npm-cache" onnxruntime-node@$(ORT_VERSION) | tail -n 1); \
+	tar xzf "$$tmp/$$tgz" -C "$$tmp" $(ORT_TARBALL_PATH); \
+	got_size=$$(wc -c <"$$tmp/$(ORT_TARBALL_PATH)" | tr -d ' '); got_sum=$$(sha256sum "$$tmp/$(ORT_TARBALL_PATH)" | cut -d' ' -f1); \
+	if [ "$$got_size" != "$(ORT_SIZE)" ] || [ "$$got_sum" != "$(ORT_SHA256)" ]; then \
+	  echo "$(ORT_TARBALL_PATH) from onnxruntime-node@$(ORT_VERSION) is $$got_size bytes, sha256 $$got_sum; want $(ORT_SIZE) bytes, sha256 $(ORT_SHA256)"; exit 1; \
+	fi; \
+	mkdir -p "$(ORT_CACHE)"; cp "$$tmp/$(ORT_TARBALL_PATH)" "$$lib.tmp.$$$$"; mv -f "$$lib.tmp.$$$$" "$$lib"; \
+	echo "onnxruntime $(ORT_VERSION): $$lib (sha256 $(ORT_SHA256))"
+
 .PHONY: run
 run: build ## Build and serve on 127.0.0.1:8080 (managed Postgres under .snapcompose/ unless DATABASE_URL is set).
 	@if [ -z "$$DATABASE_URL" ]; then $(MAKE) --no-print-directory postgres; fi
 	$(BIN)/snapcompose serve --addr $${SNAPCOMPOSE_ADDR:-127.0.0.1:8080}
 
 .PHONY: test
-test: build glpk ## Run every test (a private Postgres is started unless TEST_DATABASE_URL is set).
+test: build glpk onnxruntime ## Run every test (a private Postgres is started unless TEST_DATABASE_URL is set).
 	@if [ -n "$$TEST_DATABASE_URL" ]; then \
 	  $(GO) test -race -count=1 ./...; \
 	else \
@@ -57,7 +88,7 @@ db/reset: build ## Delete the managed development database under .snapcompose/ (
 	rm -rf .snapcompose/postgres
 
 .PHONY: bench
-bench: build glpk ## Run the benchmarks and print their figures (a private Postgres is started for the database ones).
+bench: build glpk onnxruntime ## Run the benchmarks and print their figures (a private Postgres is started for the database ones).
 	@if [ -n "$$TEST_DATABASE_URL" ]; then \
 	  $(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./...; \
 	else \
