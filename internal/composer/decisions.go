@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/snapcompose/snapcompose/internal/domain"
 	"github.com/snapcompose/snapcompose/internal/quantity"
@@ -49,7 +50,32 @@ func (c *Composition) Decisions(kind domain.ClaimKind) []domain.Decision {
 		}
 		out = append(out, d)
 	}
+	if len(out) > 0 {
+		ctx := c.decisionContext(len(out))
+		for i := range out {
+			out[i].Context = ctx
+		}
+	}
 	return out
+}
+
+// decisionContext describes the composition as it stands, for a round of n
+// decisions.
+func (c *Composition) decisionContext(n int) *domain.DecisionContext {
+	var facts []domain.ServiceFacts
+	for _, m := range c.Members() {
+		facts = append(facts, domain.ServiceFacts{
+			Source: m.Source.Ref(), Name: m.Name, Optional: m.Optional, Dependents: len(m.Dependents),
+			Requested: m.Requested, Minimum: m.Minimum,
+		})
+	}
+	captured := map[domain.SourceRef]time.Time{}
+	for _, s := range c.snaps {
+		if !s.CapturedAt.IsZero() {
+			captured[s.Source.Ref()] = s.CapturedAt
+		}
+	}
+	return domain.NewDecisionContext(facts, captured, n)
 }
 
 func (c *Composition) conflictOf(g []claim) domain.Conflict {

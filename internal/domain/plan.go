@@ -1,6 +1,9 @@
 package domain
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Plan is the explained result of a composition: what runs, what it gets,
 // every conflict and how it was settled, and what was left out. Its JSON form
@@ -102,6 +105,75 @@ type Candidate struct {
 type Decision struct {
 	Conflict   Conflict
 	Candidates []Candidate
+	// Context describes the composition as it stood when the decision's
+	// round was made; the decisions of one round share it. Nil when the
+	// maker of the decision knows nothing more.
+	Context *DecisionContext
+}
+
+// DecisionContext is what a resolver may know of the composition beyond the
+// conflicts themselves: every service still in it, and when each source was
+// captured.
+type DecisionContext struct {
+	// Services holds every service of the composition, in manifest order
+	// and then in their snapshot's order.
+	Services []ServiceFacts
+	// Requested totals what the services ask for.
+	Requested Resources
+	// CapturedAt says when each live source was captured.
+	CapturedAt map[SourceRef]time.Time
+	// Conflicts counts the conflicts of the round.
+	Conflicts int
+
+	index map[serviceKey]int
+}
+
+type serviceKey struct {
+	source SourceRef
+	name   string
+}
+
+// NewDecisionContext returns the context of services, indexed for Service.
+func NewDecisionContext(services []ServiceFacts, capturedAt map[SourceRef]time.Time, conflicts int) *DecisionContext {
+	c := &DecisionContext{Services: services, CapturedAt: capturedAt, Conflicts: conflicts, index: make(map[serviceKey]int, len(services))}
+	for i, s := range services {
+		c.Requested = c.Requested.Add(s.Requested)
+		if _, dup := c.index[serviceKey{s.Source, s.Name}]; !dup {
+			c.index[serviceKey{s.Source, s.Name}] = i
+		}
+	}
+	return c
+}
+
+// ServiceFacts describes one service of a composition.
+type ServiceFacts struct {
+	Source   SourceRef
+	Name     string
+	Optional bool
+	// Dependents counts the services that need it, directly or not.
+	Dependents int
+	Requested  Resources
+	Minimum    Resources
+}
+
+// Service returns the facts of the service source holds under name.
+func (c *DecisionContext) Service(source SourceRef, name string) (ServiceFacts, bool) {
+	if c == nil {
+		return ServiceFacts{}, false
+	}
+	if c.index != nil {
+		i, ok := c.index[serviceKey{source, name}]
+		if !ok {
+			return ServiceFacts{}, false
+		}
+		return c.Services[i], true
+	}
+	for _, s := range c.Services {
+		if s.Source == source && s.Name == name {
+			return s, true
+		}
+	}
+	return ServiceFacts{}, false
 }
 
 // Choice is a resolver's answer to one Decision.

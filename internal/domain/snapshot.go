@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"strings"
+	"time"
 )
 
 // Snapshot is what one source contributes to a composition.
@@ -16,6 +17,8 @@ type Snapshot struct {
 	Env         []EnvVar // environment-wide variables, destined for the composed .env
 	Files       []File
 	Volumes     []Volume
+	// CapturedAt is when a live source was captured; zero for a template.
+	CapturedAt time.Time
 }
 
 // Service is one service of a snapshot.

@@ -133,6 +133,7 @@ func convert(src domain.Source, c *agentapi.Capture) (*domain.Snapshot, error) {
 		Description: fmt.Sprintf("live capture of %s on %s at %s", src.Path, src.Host, at.UTC().Format(time.RFC3339)),
 		Tags:        append([]string{}, src.Tags...),
 		Services:    services,
+		CapturedAt:  at.UTC(),
 		Env:         environment(procs),
 		Files:       files,
 		Volumes:     []domain.Volume{},
