@@ -274,7 +274,7 @@ func listTraceFiles(paths []string) ([]traceFile, []domain.Problem) {
 	var problems []domain.Problem
 	byService := map[string]string{}
 	add := func(path string) {
-		service := serviceName(path)
+		service := rusage.TraceName(path)
 		if other, ok := byService[service]; ok {
 			if other != path {
 				problems = append(problems, domain.Problem{Where: path, Message: fmt.Sprintf(
@@ -310,30 +310,12 @@ func listTraceFiles(paths []string) ([]traceFile, []domain.Problem) {
 			problems = append(problems, domain.Problem{Where: path, Message: "no .csv or .csv.gz files in this directory"})
 			continue
 		}
-		slices.SortFunc(names, naturalCompare)
+		slices.SortFunc(names, rusage.CompareTraceNames)
 		for _, name := range names {
 			add(filepath.Join(path, name))
 		}
 	}
 	return files, problems
-}
-
-// serviceName is a trace file's base name without .csv.gz or .csv.
-func serviceName(path string) string {
-	base := filepath.Base(path)
-	base = strings.TrimSuffix(base, ".gz")
-	return strings.TrimSuffix(base, ".csv")
-}
-
-// naturalCompare orders file names by their numeric stem when both have
-// one (the trace's VMs are 1 to 1250), else as text.
-func naturalCompare(a, b string) int {
-	na, errA := strconv.Atoi(serviceName(a))
-	nb, errB := strconv.Atoi(serviceName(b))
-	if errA == nil && errB == nil && na != nb {
-		return na - nb
-	}
-	return strings.Compare(a, b)
 }
 
 // parseInterspersed parses fs's flags wherever they stand among the

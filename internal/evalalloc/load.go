@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 
@@ -54,14 +53,14 @@ func ListFiles(dir string) ([]string, error) {
 	if len(names) == 0 {
 		return nil, domain.Errorf(domain.EINVALID, "--usage: %s holds no .csv or .csv.gz files: want the directory of a Bitbrains trace (one file per VM)", dir)
 	}
-	slices.SortFunc(names, naturalCompare)
+	slices.SortFunc(names, usage.CompareTraceNames)
 	paths := make([]string, len(names))
 	byVM := map[string]string{}
 	for i, n := range names {
-		if other, ok := byVM[serviceName(n)]; ok {
-			return nil, domain.Errorf(domain.EINVALID, "--usage: %s and %s are both VM %q: keep one of them", filepath.Join(dir, other), filepath.Join(dir, n), serviceName(n))
+		if other, ok := byVM[usage.TraceName(n)]; ok {
+			return nil, domain.Errorf(domain.EINVALID, "--usage: %s and %s are both VM %q: keep one of them", filepath.Join(dir, other), filepath.Join(dir, n), usage.TraceName(n))
 		}
-		byVM[serviceName(n)] = n
+		byVM[usage.TraceName(n)] = n
 		paths[i] = filepath.Join(dir, n)
 	}
 	return paths, nil
@@ -109,7 +108,7 @@ feed:
 // fatal; a file that is not a Bitbrains CSV, or cannot be read to its end,
 // is an error naming it.
 func readSeries(path string) (rawSeries, error) {
-	s := rawSeries{name: serviceName(path), path: path}
+	s := rawSeries{name: usage.TraceName(path), path: path}
 	f, err := os.Open(path)
 	if err != nil {
 		return s, domain.Errorf(domain.EINVALID, "%s", pathError(err))
@@ -132,24 +131,6 @@ func readSeries(path string) (rawSeries, error) {
 	}
 	s.stats = r.Stats()
 	return s, nil
-}
-
-// serviceName is a trace file's base name without .csv.gz or .csv.
-func serviceName(path string) string {
-	base := filepath.Base(path)
-	base = strings.TrimSuffix(base, ".gz")
-	return strings.TrimSuffix(base, ".csv")
-}
-
-// naturalCompare orders names by their numeric stem when both have one,
-// else as text.
-func naturalCompare(a, b string) int {
-	na, errA := strconv.Atoi(serviceName(a))
-	nb, errB := strconv.Atoi(serviceName(b))
-	if errA == nil && errB == nil && na != nb {
-		return na - nb
-	}
-	return strings.Compare(a, b)
 }
 
 // pathError drops Go's "open " prefix from file errors.

@@ -9,6 +9,11 @@ import (
 	"github.com/snapcompose/snapcompose/internal/domain"
 )
 
+// latestOutcome selects the latest outcome of composition c, for a
+// lateral join.
+const latestOutcome = `SELECT id, verdict FROM composition_outcomes
+	WHERE composition_id = c.id ORDER BY reported_at DESC, id DESC LIMIT 1`
+
 // TrainingRow is one chosen candidate with its feature vector and the
 // outcome of its composition: a row the trainer learns from.
 type TrainingRow struct {
@@ -35,10 +40,7 @@ func (s *Store) TrainingRows(ctx context.Context, schema string, from, to time.T
 	rows, err := s.pool.Query(ctx, `
 		SELECT c.id::text, c.name, c.created_at, k.ordinal, d.ordinal, k.kind, d.action, d.features, k.claimants, o.verdict = 'healthy'
 		FROM compositions c
-		JOIN LATERAL (
-			SELECT verdict FROM composition_outcomes
-			WHERE composition_id = c.id ORDER BY reported_at DESC, id DESC LIMIT 1
-		) o ON true
+		JOIN LATERAL (`+latestOutcome+`) o ON true
 		JOIN conflicts k ON k.composition_id = c.id
 		JOIN candidates d ON d.conflict_id = k.id AND d.chosen
 		WHERE d.feature_schema = $1 AND d.features IS NOT NULL
@@ -67,10 +69,8 @@ func (s *Store) SourceHistory(ctx context.Context) (map[domain.SourceRef][2]int,
 	rows, err := s.pool.Query(ctx, `
 		SELECT cs.ref, count(*), count(*) FILTER (WHERE o.verdict = 'healthy')
 		FROM composition_sources cs
-		JOIN LATERAL (
-			SELECT verdict FROM composition_outcomes
-			WHERE composition_id = cs.composition_id ORDER BY reported_at DESC, id DESC LIMIT 1
-		) o ON true
+		JOIN compositions c ON c.id = cs.composition_id
+		JOIN LATERAL (`+latestOutcome+`) o ON true
 		GROUP BY cs.ref`)
 	if err != nil {
 		return nil, constraintError(op, err)
@@ -103,10 +103,7 @@ func (s *Store) CompositionResults(ctx context.Context) ([]CompositionResult, er
 	rows, err := s.pool.Query(ctx, `
 		SELECT c.name, array_agg(cs.ref ORDER BY cs.position), o.verdict = 'healthy'
 		FROM compositions c
-		JOIN LATERAL (
-			SELECT verdict FROM composition_outcomes
-			WHERE composition_id = c.id ORDER BY reported_at DESC, id DESC LIMIT 1
-		) o ON true
+		JOIN LATERAL (`+latestOutcome+`) o ON true
 		JOIN composition_sources cs ON cs.composition_id = c.id
 		GROUP BY c.id, c.name, o.verdict
 		ORDER BY c.name, c.id`)
@@ -143,10 +140,7 @@ func (s *Store) ServiceHealth(ctx context.Context) (map[string][]ServiceHealth, 
 	rows, err := s.pool.Query(ctx, `
 		SELECT so.composition_id::text, so.service, a.source_ref, so.healthy
 		FROM compositions c
-		JOIN LATERAL (
-			SELECT id FROM composition_outcomes
-			WHERE composition_id = c.id ORDER BY reported_at DESC, id DESC LIMIT 1
-		) o ON true
+		JOIN LATERAL (`+latestOutcome+`) o ON true
 		JOIN service_outcomes so ON so.outcome_id = o.id
 		JOIN allocations a ON a.composition_id = so.composition_id AND a.service = so.service
 		ORDER BY so.composition_id, so.service`)

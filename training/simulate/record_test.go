@@ -75,6 +75,30 @@ func TestRecordedCandidatesReExtract(t *testing.T) {
 			}
 		}
 	}
+	// The sources' track record as the store counts it.
+	want2 := map[domain.SourceRef][2]int{}
+	for _, r := range byID {
+		for _, src := range r.run.World.Manifest.Sources {
+			x := want2[src.Ref()]
+			x[0]++
+			if r.run.Healthy {
+				x[1]++
+			}
+			want2[src.Ref()] = x
+		}
+	}
+	got2, err := st.SourceHistory(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got2) != len(want2) {
+		t.Fatalf("source history of %d sources, want %d", len(got2), len(want2))
+	}
+	for ref, w := range want2 {
+		if got2[ref] != w {
+			t.Errorf("%s: history %v, want %v", ref, got2[ref], w)
+		}
+	}
 	healthy := 0
 	for _, row := range rows {
 		if row.Healthy {
