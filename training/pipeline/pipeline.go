@@ -78,6 +78,14 @@ func Simulate(ctx context.Context, st *store.Store, sim *simulate.Simulator, n, 
 type Data struct {
 	train.Dataset
 	Names []string // Names[g] is the composition of group g
+	// Failed holds the groups whose composition's latest verdict is not
+	// healthy.
+	Failed map[int64]bool
+	// Health is, per group, the health of each service the outcome
+	// reports on; Touched is, per row, the indexes into its group's Health
+	// of the services its decision touches (simulate.Touched).
+	Health  map[int64][]bool
+	Touched [][]int
 }
 
 // Load reads, from compositions created in [from, to) (zero: open), the
@@ -96,7 +104,7 @@ func Load(ctx context.Context, st *store.Store, from, to time.Time) (*Data, erro
 	if err != nil {
 		return nil, err
 	}
-	d := &Data{Dataset: train.Dataset{Names: features.Names[:]}}
+	d := &Data{Dataset: train.Dataset{Names: features.Names[:]}, Failed: map[int64]bool{}, Health: map[int64][]bool{}}
 	last := ""
 	for _, r := range rows {
 		if len(r.Features) != features.Count {
@@ -111,10 +119,22 @@ func Load(ctx context.Context, st *store.Store, from, to time.Time) (*Data, erro
 		for i, v := range r.Features {
 			x[i] = float64(v)
 		}
-		y := label(r, health[r.CompositionID])
+		y, touched := label(r, health[r.CompositionID])
+		d.Touched = append(d.Touched, touched)
 		d.X = append(d.X, x)
 		d.Y = append(d.Y, y)
-		d.Group = append(d.Group, int64(len(d.Names)-1))
+		g := int64(len(d.Names) - 1)
+		d.Group = append(d.Group, g)
+		if _, ok := d.Health[g]; !ok {
+			hs := make([]bool, len(health[r.CompositionID]))
+			for i, h := range health[r.CompositionID] {
+				hs[i] = h.Healthy
+			}
+			d.Health[g] = hs
+		}
+		if !r.Healthy {
+			d.Failed[int64(len(d.Names)-1)] = true
+		}
 	}
 	return d, nil
 }
@@ -233,7 +253,7 @@ func simIndex(seed uint64, name string) (int, bool) {
 // label is 1 when the services the decision touches are all healthy in the
 // composition's latest outcome (simulate.Touched says which), and the
 // composition's verdict when it touches none that was observed.
-func label(r store.TrainingRow, health []store.ServiceHealth) float64 {
+func label(r store.TrainingRow, health []store.ServiceHealth) (float64, []int) {
 	env := make([]simulate.ServiceRef, len(health))
 	for i, h := range health {
 		env[i] = simulate.ServiceRef{Name: h.Service, Source: h.Source}
@@ -241,14 +261,14 @@ func label(r store.TrainingRow, health []store.ServiceHealth) float64 {
 	touched := simulate.Touched(r.Claimants, env)
 	if len(touched) == 0 {
 		if r.Healthy {
-			return 1
+			return 1, nil
 		}
-		return 0
+		return 0, nil
 	}
 	for _, i := range touched {
 		if !health[i].Healthy {
-			return 0
+			return 0, touched
 		}
 	}
-	return 1
+	return 1, touched
 }

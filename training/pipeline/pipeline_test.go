@@ -54,7 +54,7 @@ func TestPipeline(t *testing.T) {
 	cfg := train.DefaultConfig()
 	cfg.Seed = seed
 	start = time.Now()
-	res, err := train.Train(data.Dataset, cfg)
+	res, err := pipeline.Fit(data, cfg, -1)
 	if err != nil {
 		t.Fatal(err)
 	}

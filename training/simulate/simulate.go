@@ -153,8 +153,8 @@ func newPooled(rng *rand.Rand, pods []Pod, i int, live bool) *pooled {
 			DependsOn: slices.Clone(k.needs),
 			Volumes:   []string{},
 			Requested: domain.Resources{CPUMillicores: cpu, MemoryBytes: mem, DiskBytes: int64(1+rng.IntN(20)) << 30},
-			// Latency-sensitive services are seldom optional.
-			Optional: rng.Float64() < k.optional*map[bool]float64{true: 0.2, false: 1}[pod.QoS == "LS"] || (pod.QoS == "BE" && rng.Float64() < 0.2),
+			// Latency-sensitive services are never optional.
+			Optional: pod.QoS != "LS" && (rng.Float64() < k.optional || (pod.QoS == "BE" && rng.Float64() < 0.2)),
 		}
 		if svc.DependsOn == nil {
 			svc.DependsOn = []string{}
@@ -172,11 +172,9 @@ func newPooled(rng *rand.Rand, pods []Pod, i int, live bool) *pooled {
 		svc.Runtime = domain.Digest([]byte(svc.Image))
 		svc.Digest = svc.DefinitionDigest()
 		p.snapshot.Services = append(p.snapshot.Services, svc)
-		hard := 0.1
-		if live {
-			hard = 0.9
-		}
-		p.hardcoded[k.name] = rng.Float64() < hard
+		// Production services are reached at their configured address and
+		// port; templates' clients use service discovery.
+		p.hardcoded[k.name] = live
 		p.latency[k.name] = pod.QoS == "LS"
 		if pod.Phase == "Failed" {
 			failed++
@@ -186,12 +184,12 @@ func newPooled(rng *rand.Rand, pods []Pod, i int, live bool) *pooled {
 		p.reliability = 0.93
 	}
 	for _, name := range envNames {
-		if rng.Float64() < 0.45 {
+		if rng.Float64() < 0.3 {
 			p.snapshot.Env = append(p.snapshot.Env, domain.EnvVar{Name: name, Value: fmt.Sprintf("%s-v%d", name, rng.IntN(3))})
 		}
 	}
 	for _, path := range filePaths {
-		if rng.Float64() < 0.3 {
+		if rng.Float64() < 0.2 {
 			p.snapshot.Files = append(p.snapshot.Files, domain.File{Path: path, Digest: domain.Digest([]byte(fmt.Sprintf("%s#%d", path, rng.IntN(3)))), Size: 100 + int64(rng.IntN(10000)), Mode: 0o644})
 		}
 	}
@@ -220,7 +218,7 @@ func Name(seed uint64, i int) string { return fmt.Sprintf("sim-%d-%06d", seed, i
 // World returns composition i.
 func (s *Simulator) World(i int) *World {
 	rng := rand.New(rand.NewPCG(s.seed, uint64(i)+1))
-	n := 2 + rng.IntN(3)
+	n := 2 + rng.IntN(2)
 	picks := rng.Perm(len(s.pool))[:n]
 	w := &World{Index: i, Now: Start.Add(time.Duration(i) * Step), byRef: map[domain.SourceRef]*pooled{}, seed: s.seed}
 	m := &domain.Manifest{Name: Name(s.seed, i), ConflictResolution: domain.AIAgent}
@@ -304,16 +302,16 @@ func (w *World) source(ref domain.SourceRef) (domain.Source, bool) {
 // which a thoughtful engineer would recognise:
 //
 //   - share (one instance of identical services): 0.995.
-//   - rename of a losing service: 0.98, times 0.5 for each renamed service
+//   - rename of a losing service: 0.98, times 0.35 for each renamed service
 //     whose clients hard-code its name (production services, mostly).
 //   - remap of a losing service's host port: 0.995, but a service whose
-//     clients hard-code the port breaks them: times 0.3 when other
-//     services depend on it, 0.75 when only outside clients do.
+//     clients hard-code the port breaks them: times 0.2 when other
+//     services depend on it, 0.6 when only outside clients do.
 //   - drop: 0.95 per dropped service (0.9 more per service that needed
 //     it), but 0.3 when it is latency-sensitive (OpenB QoS LS).
 //   - volume rename: 0.995.
 //   - keep of a variable or file: 0.99 when the winner holds the right
-//     value, else 0.45. The right value: for a secret, a template's
+//     value, else 0.25. The right value: for a secret, a template's
 //     (production secrets have no place in staging); for data (URLs, DSNs,
 //     data files, dumps), a data-tagged live source captured in the last
 //     24 hours, else a data-tagged template, else the freshest live
@@ -351,7 +349,7 @@ func (w *World) OK(d *domain.Decision, cand int) float64 {
 		p = 0.98
 		for _, l := range losers {
 			if pl := w.byRef[l.Source]; pl != nil && pl.hardcoded[l.Owner] {
-				p *= 0.5
+				p *= 0.35
 			}
 		}
 	case domain.Remap:
@@ -361,9 +359,9 @@ func (w *World) OK(d *domain.Decision, cand int) float64 {
 				continue
 			}
 			if svc, ok := d.Context.Service(l.Source, l.Owner); ok && svc.Dependents > 0 {
-				p *= 0.3
+				p *= 0.2
 			} else {
-				p *= 0.75
+				p *= 0.6
 			}
 		}
 	case domain.Drop:
@@ -388,7 +386,7 @@ func (w *World) OK(d *domain.Decision, cand int) float64 {
 			if winner == w.right(cf) {
 				p = 0.99
 			} else {
-				p = 0.45
+				p = 0.25
 			}
 		}
 	}

@@ -73,8 +73,8 @@ func (d Dataset) check() ([]string, error) {
 		}
 	}
 	for i, y := range d.Y {
-		if y != 0 && y != 1 {
-			return nil, fmt.Errorf("train: label of row %d is %v, not 0 or 1", i, y)
+		if !(y >= 0 && y <= 1) {
+			return nil, fmt.Errorf("train: label of row %d is %v, not in [0, 1] (0 or 1, or a soft label in between)", i, y)
 		}
 	}
 	return names, nil

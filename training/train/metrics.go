@@ -90,10 +90,14 @@ func Score(p, y []float64) Metrics {
 // pointLoss is the clipped log loss of one probability.
 func pointLoss(p, y float64) float64 {
 	p = min(max(p, Clip), 1-Clip)
-	if y == 1 {
+	switch y {
+	case 1:
 		return -math.Log(p)
+	case 0:
+		return -math.Log(1 - p)
 	}
-	return -math.Log(1 - p)
+	// A soft label: the cross-entropy.
+	return -y*math.Log(p) - (1-y)*math.Log(1-p)
 }
 
 // logLoss is the mean clipped log loss.

@@ -164,11 +164,11 @@ func Train(d Dataset, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	pos := 0
+	pos, neg := false, false
 	for _, i := range tr.Rows {
-		pos += int(d.Y[i])
+		pos, neg = pos || d.Y[i] > 0, neg || d.Y[i] < 1
 	}
-	if pos == 0 || pos == len(tr.Rows) {
+	if !pos || !neg {
 		return nil, fmt.Errorf("train: the training split (%d rows in %d groups) has only label %v; try another Seed or more data", len(tr.Rows), len(tr.Groups), d.Y[tr.Rows[0]])
 	}
 

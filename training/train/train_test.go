@@ -334,7 +334,8 @@ func TestErrors(t *testing.T) {
 	}{
 		{"empty", func() Dataset { return Dataset{} }, Config{}, "empty dataset"},
 		{"ragged", func() Dataset { d := good(); d.X[7] = d.X[7][:3]; return d }, Config{}, "ragged X: row 7"},
-		{"label", func() Dataset { d := good(); d.Y[4] = 0.5; return d }, Config{}, "label of row 4 is 0.5"},
+		{"label", func() Dataset { d := good(); d.Y[4] = 1.5; return d }, Config{}, "label of row 4 is 1.5"},
+		{"NaN label", func() Dataset { d := good(); d.Y[4] = math.NaN(); return d }, Config{}, "label of row 4 is NaN"},
 		{"groups", func() Dataset {
 			d := good()
 			for i := range d.Group {

@@ -1,0 +1,154 @@
+package pipeline
+
+import (
+	"fmt"
+
+	"github.com/snapcompose/snapcompose/training/nn"
+	"github.com/snapcompose/snapcompose/training/train"
+)
+
+// The monitor says which services of a composition are unhealthy, not
+// which decision broke them: a decision touching an unhealthy service may
+// be innocent, broken by another decision touching the same service. Fit
+// sorts that out by expectation-maximisation under a noisy-AND model: a
+// composition is healthy when every decision is fine, decision i being fine
+// with probability σ(x_i), the network's score.
+//
+//   - A decision whose services are all healthy was fine: label 1.
+//   - In a composition that failed, the suspects S are its decisions that
+//     touch an unhealthy service (all of them, if none does). At least one
+//     of them failed, so given the current network the probability that
+//     suspect i was fine is (σ_i − P)/(1 − P), with P = Π_{j∈S} σ_j. That
+//     soft label replaces the hard 0, and the network is trained again.
+//
+// Rounds of this (E: soft labels from the network; M: train on them) climb
+// the likelihood of the compositions' outcomes under the model, so the
+// score learns what each decision contributes, which is what AI_AGENT
+// ranks candidates by.
+
+// DefaultRounds is how many EM rounds Fit runs after the first fit.
+const DefaultRounds = 4
+
+// Fit trains on d with EM over its failed compositions and returns the
+// last round's result, its Metrics recomputed on the hard labels. rounds
+// < 0 takes DefaultRounds; 0 trains once on the hard labels.
+func Fit(d *Data, cfg train.Config, rounds int) (*train.Result, error) {
+	if rounds < 0 {
+		rounds = DefaultRounds
+	}
+	hard := d.Dataset
+	soft := hard
+	soft.Y = append([]float64(nil), hard.Y...)
+	// Rows by group, in order.
+	groups := map[int64][]int{}
+	for i, g := range hard.Group {
+		groups[g] = append(groups[g], i)
+	}
+	var res *train.Result
+	for round := 0; ; round++ {
+		var err error
+		if res, err = train.Train(soft, cfg); err != nil {
+			return nil, fmt.Errorf("EM round %d: %w", round, err)
+		}
+		if round == rounds {
+			break
+		}
+		// The MLP can express what the noisy-AND needs; the E-step uses it.
+		estep(res.MLP, d, soft.Y, groups)
+	}
+	// Report against what was observed, not the soft labels.
+	for kind, n := range map[string]*nn.Network{"logistic": res.Logistic, "mlp": res.MLP} {
+		m, err := train.Evaluate(n, hard, res.Split.Test.Rows)
+		if err != nil {
+			return nil, err
+		}
+		res.Metrics[kind] = m
+	}
+	return res, nil
+}
+
+// estep sets the soft labels y of the suspects of every failed group from
+// the network's scores; every other row keeps its hard label. Each
+// unhealthy service is evidence that at least one decision touching it
+// failed; a decision touching several unhealthy services combines their
+// evidence as if independent. A failed group with no unhealthy service
+// seen (a failure outside what the services show) falls back to the
+// composition: at least one of its decisions failed.
+func estep(net *nn.Network, d *Data, y []float64, groups map[int64][]int) {
+	hard := d.Dataset
+	for g, rows := range groups {
+		if !d.Failed[g] {
+			continue
+		}
+		score := map[int]float64{}
+		for _, i := range rows {
+			score[i] = net.Forward(hard.X[i])
+		}
+		health := d.Health[g]
+		// P[s]: the probability, under the network, that every decision
+		// touching unhealthy service s was fine.
+		P := map[int]float64{}
+		for _, i := range rows {
+			for _, s := range touchedOf(d, i) {
+				if s < len(health) && !health[s] {
+					if _, ok := P[s]; !ok {
+						P[s] = 1
+					}
+					P[s] *= score[i]
+				}
+			}
+		}
+		if len(P) == 0 {
+			var suspects []int
+			for _, i := range rows {
+				if hard.Y[i] == 0 {
+					suspects = append(suspects, i)
+				}
+			}
+			if len(suspects) == 0 {
+				suspects = rows
+			}
+			p := 1.0
+			for _, i := range suspects {
+				p *= score[i]
+			}
+			for _, i := range suspects {
+				y[i] = posterior(score[i], p)
+			}
+			continue
+		}
+		for _, i := range rows {
+			if hard.Y[i] == 1 {
+				continue
+			}
+			v, seen := score[i], false
+			for _, s := range touchedOf(d, i) {
+				if p, ok := P[s]; ok {
+					seen = true
+					v *= posterior(score[i], p) / max(score[i], 1e-12)
+				}
+			}
+			if !seen {
+				v = score[i]
+			}
+			y[i] = min(max(v, 0), 1)
+		}
+	}
+}
+
+func touchedOf(d *Data, i int) []int {
+	if i < len(d.Touched) {
+		return d.Touched[i]
+	}
+	return nil
+}
+
+// posterior is the probability that a decision the network scores s was
+// fine, given that at least one of a set of decisions including it, all of
+// them fine with probability p under the network, failed.
+func posterior(s, p float64) float64 {
+	if 1-p < 1e-9 {
+		return s
+	}
+	return min(max((s-p)/(1-p), 0), 1)
+}
