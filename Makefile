@@ -82,6 +82,24 @@ test: build glpk onnxruntime ## Run every test (a private Postgres is started un
 	  TEST_DATABASE_URL="$$url" $(GO) test -race -count=1 ./...; \
 	fi
 
+# make model: the committed model is trained on MODEL_N compositions simulated with
+# MODEL_SEED into a fresh private Postgres (removed afterwards).
+MODEL_SEED ?= 2026
+MODEL_N ?= 12000
+MODEL_PGDIR ?= /tmp/snapcompose-model-$(shell printf '%s' "$(CURDIR)" | cksum | cut -d' ' -f1)
+
+.PHONY: model
+model: build ## Regenerate model/negotiator.onnx and its card from the simulator (seed 2026, 12,000 compositions; byte for byte).
+	@$(MAKE) --no-print-directory postgres || exit 1
+	@set -e; \
+	$(BIN)/snapcompose db stop --data-dir $(MODEL_PGDIR) >/dev/null 2>&1 || true; \
+	rm -rf $(MODEL_PGDIR); \
+	url=$$($(BIN)/snapcompose db start --data-dir $(MODEL_PGDIR) --ephemeral); \
+	trap '$(BIN)/snapcompose db stop --data-dir $(MODEL_PGDIR); rm -rf $(MODEL_PGDIR)' EXIT; \
+	DATABASE_URL="$$url" $(BIN)/snapcompose migrate up >/dev/null; \
+	DATABASE_URL="$$url" $(BIN)/snapcompose train --simulate $(MODEL_N) --seed $(MODEL_SEED) --promote --out model; \
+	sha256sum model/negotiator.onnx model/negotiator.card.json
+
 .PHONY: db/reset
 db/reset: build ## Delete the managed development database under .snapcompose/ (stops it first).
 	-$(BIN)/snapcompose db stop --data-dir .snapcompose

@@ -56,6 +56,8 @@ Usage:
   snapcompose migrate up|down|version
   snapcompose db start|stop [--data-dir DIR] [--ephemeral]
   snapcompose import usage --format bitbrains [--host NAME] DIR_OR_FILE...
+  snapcompose train [--simulate N] [--seed S] [--pods FILE] [--from T] [--to T] [--promote] [--out DIR] [--workers N]
+  snapcompose model list | model promote VERSION | model export VERSION|promoted --out DIR
   snapcompose eval allocation --usage DIR [--seed N | --seeds N,N,...] [--group-size N] [--output text|json]
   snapcompose version
 
@@ -83,6 +85,10 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		err = m.importCmd(ctx, args[1:])
 	case "eval":
 		err = m.evalCmd(ctx, args[1:])
+	case "train":
+		err = m.trainCmd(ctx, args[1:])
+	case "model":
+		err = m.modelCmd(ctx, args[1:])
 	case "version":
 		fmt.Fprintln(m.Stdout, "snapcompose", version())
 	case "help", "-h", "--help":

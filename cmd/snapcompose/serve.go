@@ -21,8 +21,12 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	fs := m.flags("serve")
 	addr := fs.String("addr", "127.0.0.1:8080", "`address` to listen on")
 	dataDir := fs.String("data-dir", defaultDataDir, "`directory` for the managed Postgres when DATABASE_URL is not set")
+	retrainEvery := fs.Duration("retrain-every", 0, "retrain the model from the history every `interval` (e.g. 24h) in the background; 0 never")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *retrainEvery < 0 {
+		return domain.Errorf(domain.EINVALID, "--retrain-every: %s is negative: want an interval such as 24h, or 0 for never", *retrainEvery)
 	}
 	logger := slog.New(slog.NewJSONHandler(m.Stderr, nil))
 
@@ -50,6 +54,11 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	logger.Info("database migrated", "schema_version", store.MigrationVersion())
+	if *retrainEvery > 0 {
+		r := startRetrainer(ctx, st, *retrainEvery, logger)
+		defer r.stop()
+		logger.Info("retraining scheduled", "every", retrainEvery.String())
+	}
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {

@@ -107,6 +107,9 @@ type CardConfig struct {
 	BatchSize          int     `json:"batch_size"`
 	MaxEpochs          int     `json:"max_epochs"`
 	Patience           int     `json:"patience"`
+	// EMRounds is how many rounds of expectation-maximisation over the
+	// noisy-AND outcome model followed the first fit (pipeline.Fit).
+	EMRounds int `json:"em_rounds"`
 }
 
 // CardSplit sizes the split by composition.

@@ -198,13 +198,16 @@ func trainRun(ctx context.Context, st *store.Store, opt Options, out *Outcome, r
 	}
 	cfg.Seed, cfg.Progress = opt.Seed, opt.Progress
 	start = time.Now()
-	res, err := train.Train(data.Dataset, cfg)
+	// Expectation-maximisation over the noisy-AND model of a composition's
+	// outcome (pipeline.Fit): the hard labels blame every decision that
+	// touched an unhealthy service; EM sorts out which one broke it.
+	res, err := pipeline.Fit(data, cfg, pipeline.DefaultRounds)
 	if err != nil {
 		return domain.Errorf(domain.EINVALID, "training on %d rows of %d compositions: %v", rows, len(data.Names), err)
 	}
 	out.Result = res
 	out.Durations.Train = time.Since(start)
-	say("trained both models in %.1fs", out.Durations.Train.Seconds())
+	say("trained both models (%d EM rounds) in %.1fs", pipeline.DefaultRounds, out.Durations.Train.Seconds())
 	if _, err := st.UpdateTrainingRun(ctx, runID, store.TrainingUpdate{Progress: progressPtr(0.6)}); err != nil {
 		return err
 	}
@@ -473,6 +476,7 @@ func buildCard(opt Options, data *pipeline.Data, res *train.Result, out *Outcome
 		cfg = *opt.Config
 	}
 	c.Config = cardConfig(cfg)
+	c.Config.EMRounds = pipeline.DefaultRounds
 	pos := 0
 	for _, y := range data.Y {
 		pos += int(y)

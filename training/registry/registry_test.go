@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/snapcompose/snapcompose/internal/agent"
 	"github.com/snapcompose/snapcompose/internal/domain"
 	"github.com/snapcompose/snapcompose/internal/features"
 	"github.com/snapcompose/snapcompose/internal/pgtest"
@@ -85,6 +86,61 @@ func TestCommittedModel(t *testing.T) {
 	}
 	if card.TrainerVersion != registry.TrainerVersion {
 		t.Errorf("the card is from trainer %s, this build's is %s: %s", card.TrainerVersion, registry.TrainerVersion, remake)
+	}
+}
+
+// TestCommittedModelRunsInONNXRuntime loads model/negotiator.onnx the way
+// AI_AGENT does and wants the card's network's own scores, within 1e-5, on
+// rows around the training data's means.
+func TestCommittedModelRunsInONNXRuntime(t *testing.T) {
+	t.Parallel()
+	lib := os.Getenv("ONNXRUNTIME_LIB")
+	if lib == "" {
+		if home, err := os.UserHomeDir(); err == nil {
+			lib = filepath.Join(home, ".cache", "snapcompose", "onnxruntime-1.24.1", "libonnxruntime.so.1")
+		}
+	}
+	if _, err := os.Stat(lib); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("no onnxruntime library: set ONNXRUNTIME_LIB or run `make onnxruntime`")
+		}
+		t.Skip("no onnxruntime library: set ONNXRUNTIME_LIB or run `make onnxruntime`")
+	}
+	dir := filepath.Join(root(), "model")
+	cardJSON, err := os.ReadFile(filepath.Join(dir, registry.CardFile))
+	if err != nil {
+		t.Fatalf("%v: %s", err, remake)
+	}
+	card, err := registry.DecodeCard(cardJSON)
+	if err != nil || card.Network == nil {
+		t.Fatalf("model/%s: %v: %s", registry.CardFile, err, remake)
+	}
+	m, err := agent.LoadModel(filepath.Join(dir, registry.ONNXFile), agent.ModelOptions{Library: lib, SchemaHash: features.SchemaHash(), Features: features.Count})
+	if err != nil {
+		t.Fatalf("%v: %s", err, remake)
+	}
+	defer m.Close()
+	const rows = 64
+	in := make([]float32, rows*features.Count)
+	want := make([]float64, rows)
+	x := make([]float64, features.Count)
+	for r := range rows {
+		for j := range x {
+			// A fixed spread of points within two deviations of the mean.
+			k := float64((r*7+j*3)%9-4) / 2
+			x[j] = float64(float32(card.Network.Mean[j] + k*card.Network.Std[j]))
+			in[r*features.Count+j] = float32(x[j])
+		}
+		want[r] = card.Network.Forward(x)
+	}
+	got, err := m.Score(in, rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for r := range rows {
+		if d := math.Abs(float64(got[r]) - want[r]); d > 1e-5 {
+			t.Errorf("row %d: onnxruntime scores %v, the network %v (off by %.2g)", r, got[r], want[r], d)
+		}
 	}
 }
 
