@@ -52,7 +52,7 @@ const usage = `snapcompose composes environments from templates and live hosts.
 
 Usage:
   snapcompose plan -f MANIFEST [--catalog DIR] [--hosts FILE] [--output text|json] [--strategy S]
-  snapcompose serve [--addr HOST:PORT] [--data-dir DIR]
+  snapcompose serve [--addr HOST:PORT] [--data-dir DIR] [--retrain-every DURATION]
   snapcompose migrate up|down|version
   snapcompose db start|stop [--data-dir DIR] [--ephemeral]
   snapcompose import usage --format bitbrains [--host NAME] DIR_OR_FILE...
@@ -94,7 +94,7 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 	case "help", "-h", "--help":
 		fmt.Fprint(m.Stdout, usage)
 	default:
-		err = domain.Errorf(domain.EINVALID, "unknown command %q: want plan, serve, migrate, db, import or version", args[0])
+		err = domain.Errorf(domain.EINVALID, "unknown command %q: want plan, serve, migrate, db, import, eval, train, model or version", args[0])
 	}
 	return m.fail(err)
 }
