@@ -139,7 +139,7 @@ func printOutcome(w io.Writer, o *registry.Outcome) {
 		if cmp.UnseenByChampion {
 			which = "the test rows of compositions newer than the champion"
 		}
-		fmt.Fprintf(w, "champion/challenger on the same %d held-out rows (%s): challenger log loss %.5f, champion %s %.5f\n",
+		fmt.Fprintf(w, "champion/challenger on the same %d held-out rows (%s): log loss on the compositions' verdicts, challenger %.5f, champion %s %.5f\n",
 			cmp.Rows, which, float64(cmp.ChallengerLogLoss), cmp.Champion, float64(cmp.ChampionLogLoss))
 	}
 	if o.Promoted {

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/snapcompose/snapcompose/training/nn"
 	"github.com/snapcompose/snapcompose/training/train"
@@ -151,4 +152,32 @@ func posterior(s, p float64) float64 {
 		return s
 	}
 	return min(max((s-p)/(1-p), 0), 1)
+}
+
+// OutcomeLogLoss is the mean log loss, over the compositions of rows, of
+// the network's prediction of each composition's verdict under the
+// noisy-AND model: P(healthy) = Π σ(x_i) over its decisions among rows.
+// It is what EM climbs, so it is the fair yardstick between two models.
+func OutcomeLogLoss(net *nn.Network, d *Data, rows []int) float64 {
+	p := map[int64]float64{}
+	for _, i := range rows {
+		g := d.Group[i]
+		if _, ok := p[g]; !ok {
+			p[g] = 1
+		}
+		p[g] *= net.Forward(d.X[i])
+	}
+	if len(p) == 0 {
+		return math.NaN()
+	}
+	var sum float64
+	for g, q := range p {
+		q = min(max(q, train.Clip), 1-train.Clip)
+		if d.Failed[g] {
+			sum -= math.Log(1 - q)
+		} else {
+			sum -= math.Log(q)
+		}
+	}
+	return sum / float64(len(p))
 }

@@ -73,6 +73,11 @@ type Outcome struct {
 	ChampionMetrics *train.Metrics
 	// ChallengerMetrics are the challenger's on the same rows.
 	ChallengerMetrics *train.Metrics
+	// ChampionOutcomeLoss and ChallengerOutcomeLoss are the two models'
+	// log loss on the verdicts of the compositions of those rows, under the
+	// noisy-AND model the training climbs (pipeline.OutcomeLogLoss): the
+	// yardstick of the comparison.
+	ChampionOutcomeLoss, ChallengerOutcomeLoss float64
 	Card              *Card
 	CardJSON          []byte // Card.Encode()
 	ONNX              []byte
@@ -237,6 +242,8 @@ func trainRun(ctx context.Context, st *store.Store, opt Options, out *Outcome, r
 			return err
 		}
 		out.ChampionMetrics, out.ChallengerMetrics = &cm, &chm
+		out.ChampionOutcomeLoss = pipeline.OutcomeLogLoss(champNet, data, rows)
+		out.ChallengerOutcomeLoss = pipeline.OutcomeLogLoss(res.Best, data, rows)
 		out.Comparison.Rows, out.Comparison.UnseenByChampion = len(rows), unseen
 	case domain.ErrorCode(err) == domain.ENOTFOUND:
 	default:
@@ -294,7 +301,7 @@ func trainRun(ctx context.Context, st *store.Store, opt Options, out *Outcome, r
 		cmp.Reason = fmt.Sprintf("champion %s cannot be compared (%s), so the challenger wins", out.Champion.Version, cmp.Reason)
 	default:
 		cmp.Champion, cmp.Comparable = out.Champion.Version, true
-		challengerLoss, cl := out.ChallengerMetrics.LogLoss, out.ChampionMetrics.LogLoss
+		challengerLoss, cl := out.ChallengerOutcomeLoss, out.ChampionOutcomeLoss
 		cmp.ChallengerLogLoss, cmp.ChampionLogLoss = Float(challengerLoss), Float(cl)
 		cmp.ChallengerWins = challengerLoss < cl
 		rel := "below"
@@ -305,7 +312,7 @@ func trainRun(ctx context.Context, st *store.Store, opt Options, out *Outcome, r
 		if !cmp.UnseenByChampion {
 			which = fmt.Sprintf("all %d held-out rows (fewer than %d are newer than the champion, so it may have trained on some)", cmp.Rows, minUnseenRows)
 		}
-		cmp.Reason = fmt.Sprintf("the challenger's log loss %.5f is %s champion %s's %.5f on %s", challengerLoss, rel, out.Champion.Version, cl, which)
+		cmp.Reason = fmt.Sprintf("the challenger's log loss on the compositions' verdicts %.5f is %s champion %s's %.5f, on %s", challengerLoss, rel, out.Champion.Version, cl, which)
 	}
 	if opt.Promote && !cmp.ChallengerWins {
 		cmp.Forced = true
