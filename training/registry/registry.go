@@ -78,10 +78,10 @@ type Outcome struct {
 	// noisy-AND model the training climbs (pipeline.OutcomeLogLoss): the
 	// yardstick of the comparison.
 	ChampionOutcomeLoss, ChallengerOutcomeLoss float64
-	Card              *Card
-	CardJSON          []byte // Card.Encode()
-	ONNX              []byte
-	Version           store.ModelVersion // the challenger as registered
+	Card                                       *Card
+	CardJSON                                   []byte // Card.Encode()
+	ONNX                                       []byte
+	Version                                    store.ModelVersion // the challenger as registered
 	// Existing says the very same model was registered already (same
 	// network, schema and trainer): Version is that one.
 	Existing bool
