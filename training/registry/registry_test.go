@@ -18,6 +18,7 @@ import (
 	"github.com/snapcompose/snapcompose/internal/store"
 	"github.com/snapcompose/snapcompose/training/onnxexport"
 	"github.com/snapcompose/snapcompose/training/registry"
+	"github.com/snapcompose/snapcompose/training/simulate"
 	"github.com/snapcompose/snapcompose/training/train"
 )
 
@@ -120,16 +121,37 @@ func TestCommittedModelRunsInONNXRuntime(t *testing.T) {
 		t.Fatalf("%v: %s", err, remake)
 	}
 	defer m.Close()
-	const rows = 64
-	in := make([]float32, rows*features.Count)
+	// Held-out rows: every candidate of 40 compositions of another seed
+	// than the model's, as the features extract them.
+	pods, err := simulate.LoadPods(filepath.Join(root(), "data", "alibaba-openb", "openb_pod_list_default.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim, err := simulate.New(card.Seed+1, pods)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in []float32
+	err = sim.Generate(40, func(run *simulate.Run, _ simulate.History) error {
+		for _, cands := range run.Features {
+			for _, f := range cands {
+				in = append(in, f...)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := len(in) / features.Count
+	if rows < 100 {
+		t.Fatalf("only %d candidate rows", rows)
+	}
 	want := make([]float64, rows)
 	x := make([]float64, features.Count)
 	for r := range rows {
 		for j := range x {
-			// A fixed spread of points within two deviations of the mean.
-			k := float64((r*7+j*3)%9-4) / 2
-			x[j] = float64(float32(card.Network.Mean[j] + k*card.Network.Std[j]))
-			in[r*features.Count+j] = float32(x[j])
+			x[j] = float64(in[r*features.Count+j])
 		}
 		want[r] = card.Network.Forward(x)
 	}
