@@ -62,6 +62,7 @@ func cloneSnapshot(s *domain.Snapshot, src domain.Source) *domain.Snapshot {
 		svc.Ports = slices.Clone(svc.Ports)
 		svc.DependsOn = slices.Clone(svc.DependsOn)
 		svc.Volumes = slices.Clone(svc.Volumes)
+		svc.Reads = slices.Clone(svc.Reads)
 		out.Services[i] = svc
 	}
 	out.Env = slices.Clone(s.Env)

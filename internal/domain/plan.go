@@ -58,6 +58,9 @@ type PlanService struct {
 	Requested   Resources   `json:"requested"`
 	Minimum     Resources   `json:"minimum"`
 	Allocation  Resources   `json:"allocation"`
+	// Reads lists the environment-wide keys the service is known to read
+	// ("env:NAME", "file:/path").
+	Reads []string `json:"reads,omitempty"`
 	// AtMinimum names the resources of which the service gets only its minimum.
 	AtMinimum []string `json:"at_minimum,omitempty"`
 	// Weight is the value the allocator gave the service's resources.

@@ -41,6 +41,10 @@ type Service struct {
 	Digest string
 	// RenamedFrom is the name the service had in its source before a rename.
 	RenamedFrom string
+	// Reads lists the environment-wide keys the service is known to read
+	// ("env:NAME", "file:/path"), sorted; nil when unknown. It lets a
+	// failure be pinned on the variables and files the service uses.
+	Reads []string
 }
 
 // Port is a published port: Host on the machine, Container inside the service.

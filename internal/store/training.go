@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -23,6 +24,7 @@ type TrainingRow struct {
 	Conflict        int // the conflict's ordinal in its composition
 	Candidate       int // the chosen candidate's ordinal
 	Kind            domain.ClaimKind
+	Key             string
 	Action          domain.Action
 	Features        []float32
 	Claimants       []domain.Claimant
@@ -38,7 +40,7 @@ type TrainingRow struct {
 func (s *Store) TrainingRows(ctx context.Context, schema string, from, to time.Time) ([]TrainingRow, error) {
 	const op = "reading training rows"
 	rows, err := s.pool.Query(ctx, `
-		SELECT c.id::text, c.name, c.created_at, k.ordinal, d.ordinal, k.kind, d.action, d.features, k.claimants, o.verdict = 'healthy'
+		SELECT c.id::text, c.name, c.created_at, k.ordinal, d.ordinal, k.kind, k.key, d.action, d.features, k.claimants, o.verdict = 'healthy'
 		FROM compositions c
 		JOIN LATERAL (`+latestOutcome+`) o ON true
 		JOIN conflicts k ON k.composition_id = c.id
@@ -52,7 +54,7 @@ func (s *Store) TrainingRows(ctx context.Context, schema string, from, to time.T
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (TrainingRow, error) {
 		var t TrainingRow
-		err := r.Scan(&t.CompositionID, &t.CompositionName, &t.CreatedAt, &t.Conflict, &t.Candidate, &t.Kind, &t.Action, &t.Features, &t.Claimants, &t.Healthy)
+		err := r.Scan(&t.CompositionID, &t.CompositionName, &t.CreatedAt, &t.Conflict, &t.Candidate, &t.Kind, &t.Key, &t.Action, &t.Features, &t.Claimants, &t.Healthy)
 		return t, err
 	})
 	if err != nil {
@@ -130,6 +132,8 @@ type ServiceHealth struct {
 	Service string
 	Source  domain.SourceRef
 	Healthy bool
+	// Reads are the keys the service reads, as its plan recorded them.
+	Reads []string
 }
 
 // ServiceHealth returns, per composition id, the services its latest
@@ -138,7 +142,10 @@ type ServiceHealth struct {
 func (s *Store) ServiceHealth(ctx context.Context) (map[string][]ServiceHealth, error) {
 	const op = "reading service health"
 	rows, err := s.pool.Query(ctx, `
-		SELECT so.composition_id::text, so.service, a.source_ref, so.healthy
+		SELECT so.composition_id::text, so.service, a.source_ref, so.healthy,
+		       coalesce((SELECT array_agg(r ORDER BY r) FROM jsonb_array_elements(c.plan->'services') ps,
+		                 jsonb_array_elements_text(coalesce(ps->'reads', '[]'::jsonb)) r
+		                 WHERE ps->>'name' = so.service AND ps->>'source' = a.source_ref), '{}')
 		FROM compositions c
 		JOIN LATERAL (`+latestOutcome+`) o ON true
 		JOIN service_outcomes so ON so.outcome_id = o.id
@@ -150,8 +157,9 @@ func (s *Store) ServiceHealth(ctx context.Context) (map[string][]ServiceHealth, 
 	out := map[string][]ServiceHealth{}
 	var id, svc, ref string
 	var healthy bool
-	_, err = pgx.ForEachRow(rows, []any{&id, &svc, &ref, &healthy}, func() error {
-		out[id] = append(out[id], ServiceHealth{Service: svc, Source: domain.SourceRef(ref), Healthy: healthy})
+	var reads []string
+	_, err = pgx.ForEachRow(rows, []any{&id, &svc, &ref, &healthy, &reads}, func() error {
+		out[id] = append(out[id], ServiceHealth{Service: svc, Source: domain.SourceRef(ref), Healthy: healthy, Reads: slices.Clone(reads)})
 		return nil
 	})
 	if err != nil {

@@ -256,9 +256,9 @@ func simIndex(seed uint64, name string) (int, bool) {
 func label(r store.TrainingRow, health []store.ServiceHealth) (float64, []int) {
 	env := make([]simulate.ServiceRef, len(health))
 	for i, h := range health {
-		env[i] = simulate.ServiceRef{Name: h.Service, Source: h.Source}
+		env[i] = simulate.ServiceRef{Name: h.Service, Source: h.Source, Reads: h.Reads}
 	}
-	touched := simulate.Touched(r.Claimants, env)
+	touched := simulate.Touched(r.Key, r.Claimants, env)
 	if len(touched) == 0 {
 		if r.Healthy {
 			return 1, nil

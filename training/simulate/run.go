@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"strings"
 
 	"github.com/snapcompose/snapcompose/internal/agent"
 	"github.com/snapcompose/snapcompose/internal/domain"
@@ -100,7 +99,7 @@ func (w *World) Settle(policy Policy, history map[domain.SourceRef]features.Sour
 	// policies on one world see the same luck.
 	var env []ServiceRef
 	for _, s := range plan.Services {
-		env = append(env, ServiceRef{Name: s.Name, Source: s.Source})
+		env = append(env, ServiceRef{Name: s.Name, Source: s.Source, Reads: s.Reads})
 	}
 	broken := make([]bool, len(env))
 	run.Healthy = true
@@ -110,7 +109,7 @@ func (w *World) Settle(policy Policy, history map[domain.SourceRef]features.Sour
 		run.OK = append(run.OK, ok)
 		if !ok {
 			run.Healthy = false
-			for _, j := range breaks(d.Conflict, env) {
+			for _, j := range Touched(d.Conflict.Key, d.Conflict.Claimants, env) {
 				broken[j] = true
 			}
 		}
@@ -214,51 +213,6 @@ func (m Model) Choose(w *World, ds []domain.Decision, rows []float32) []int {
 			}
 		}
 		k += len(ds[i].Candidates)
-	}
-	return out
-}
-
-// readers names the services that read each simulated variable or file:
-// a wrong value breaks those, not every service of the sources involved.
-var readers = map[string][]string{
-	"env:LOG_LEVEL":                       nil, // everything logs: every touched service
-	"env:APP_ENV":                         nil,
-	"env:DATABASE_URL":                    {"api", "worker", "auth", "reporting", "admin"},
-	"env:REDIS_URL":                       {"api", "worker", "cache"},
-	"env:FEATURE_FLAGS":                   {"api", "web", "admin"},
-	"env:API_TOKEN":                       {"api", "web", "admin", "worker"},
-	"env:SEED_DATASET":                    {"db", "worker", "reporting"},
-	"env:WORKERS":                         {"worker", "scheduler", "api"},
-	"env:S3_BUCKET":                       {"worker", "reporting", "api"},
-	"env:SESSION_SECRET":                  {"auth", "web", "api"},
-	"file:/etc/app/app.conf":              {"api", "worker", "admin"},
-	"file:/etc/nginx/conf.d/default.conf": {"web"},
-	"file:/srv/data/catalog.csv":          {"api", "search", "reporting"},
-	"file:/srv/data/orders.csv":           {"api", "worker", "reporting"},
-	"file:/var/lib/seed/dump.sql":         {"db"},
-	"file:/etc/app/features.yaml":         {"api", "web"},
-}
-
-// breaks returns the services a failed decision on cf breaks: those it
-// touches (Touched), narrowed for a variable or file to the services that
-// read it (or all it touches when none of them does).
-func breaks(cf domain.Conflict, env []ServiceRef) []int {
-	touched := Touched(cf.Claimants, env)
-	names, ok := readers[cf.Key]
-	if !ok || names == nil {
-		return touched
-	}
-	var out []int
-	for _, j := range touched {
-		for _, n := range names {
-			if env[j].Name == n || strings.HasPrefix(env[j].Name, n+"-") {
-				out = append(out, j)
-				break
-			}
-		}
-	}
-	if len(out) == 0 {
-		return touched
 	}
 	return out
 }

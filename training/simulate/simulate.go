@@ -169,6 +169,7 @@ func newPooled(rng *rand.Rand, pods []Pod, i int, live bool) *pooled {
 		} else {
 			svc.Ports = []domain.Port{}
 		}
+		svc.Reads = readsOf(k.name)
 		svc.Runtime = domain.Digest([]byte(svc.Image))
 		svc.Digest = svc.DefinitionDigest()
 		p.snapshot.Services = append(p.snapshot.Services, svc)
@@ -465,4 +466,39 @@ func classify(cf domain.Conflict) string {
 		return "config"
 	}
 	return ""
+}
+
+// readers names the services that read each simulated variable or file
+// (nil: every service): a wrong value breaks those, not every service of
+// the sources involved. Services declare what they read (Reads), as a
+// Compose service's environment or a process's does.
+var readers = map[string][]string{
+	"env:LOG_LEVEL":                       nil,
+	"env:APP_ENV":                         nil,
+	"env:DATABASE_URL":                    {"api", "worker", "auth", "reporting", "admin"},
+	"env:REDIS_URL":                       {"api", "worker", "cache"},
+	"env:FEATURE_FLAGS":                   {"api", "web", "admin"},
+	"env:API_TOKEN":                       {"api", "web", "admin", "worker"},
+	"env:SEED_DATASET":                    {"db", "worker", "reporting"},
+	"env:WORKERS":                         {"worker", "scheduler", "api"},
+	"env:S3_BUCKET":                       {"worker", "reporting", "api"},
+	"env:SESSION_SECRET":                  {"auth", "web", "api"},
+	"file:/etc/app/app.conf":              {"api", "worker", "admin"},
+	"file:/etc/nginx/conf.d/default.conf": {"web"},
+	"file:/srv/data/catalog.csv":          {"api", "search", "reporting"},
+	"file:/srv/data/orders.csv":           {"api", "worker", "reporting"},
+	"file:/var/lib/seed/dump.sql":         {"db"},
+	"file:/etc/app/features.yaml":         {"api", "web"},
+}
+
+// readsOf returns the keys a service of that name reads, sorted.
+func readsOf(name string) []string {
+	var out []string
+	for key, names := range readers {
+		if names == nil || slices.Contains(names, name) {
+			out = append(out, key)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
