@@ -198,6 +198,14 @@ func (c *converter) service(s types.ServiceConfig) domain.Service {
 	disk, minDisk, optional := c.serviceBlock(s)
 	svc.Requested.DiskBytes, svc.Minimum.DiskBytes = disk, minDisk
 	svc.Optional = optional
+	// What the service reads: the environment-wide variables it takes by
+	// name (`environment: [NAME]`, a name without a value).
+	for name, v := range s.Environment {
+		if v == nil {
+			svc.Reads = append(svc.Reads, "env:"+name)
+		}
+	}
+	slices.Sort(svc.Reads)
 
 	runtime, err := canonicalJSON(runtimeSpec(s))
 	if err != nil {

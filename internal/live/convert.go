@@ -38,6 +38,7 @@ import (
 //   - Runtime digests what the service runs: each distinct process's
 //     executable, command line and environment (secrets by digest). Digest
 //     covers Runtime plus ports and resources, as for templates.
+//   - Reads: "env:NAME" for every variable of the service's processes.
 //   - Env: a live process's environment is environment-wide (DESIGN.md), so
 //     each variable becomes one snapshot variable. Processes are taken in
 //     (service, pid) order and the first to set a name wins when they
@@ -268,6 +269,16 @@ func convertService(procs []agentapi.Process, ports []domain.Port, rec *agentapi
 	}
 	svc.Minimum = svc.Requested
 	svc.Requested.DiskBytes, svc.Minimum.DiskBytes = disk, disk
+	// What the service reads: the variables its processes run with (a live
+	// process's environment is environment-wide, so each is a key of the
+	// composed environment).
+	for _, p := range procs {
+		for _, e := range processEnv(p) {
+			svc.Reads = append(svc.Reads, "env:"+e.Name)
+		}
+	}
+	slices.Sort(svc.Reads)
+	svc.Reads = slices.Compact(svc.Reads)
 
 	runtime, err := json.Marshal(runtimeOf(procs))
 	if err != nil {

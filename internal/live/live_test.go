@@ -188,6 +188,9 @@ func TestRetrieveConvertsTheCapture(t *testing.T) {
 		// Firm until the provider concedes (see TestConcede).
 		{"api.minimum", api.Minimum, domain.Resources{CPUMillicores: 400, MemoryBytes: 256 << 20, DiskBytes: 501}},
 		{"api.depends_on", api.DependsOn, []string{}},
+		// What each service reads: its processes' variables, noise left out.
+		{"api.reads", api.Reads, []string{"env:EMPTY", "env:EXTRA", "env:LOG_LEVEL", "env:ORDERS_API_TOKEN"}},
+		{"worker.reads", worker.Reads, []string{"env:DB_PASSWORD", "env:LOG_LEVEL", "env:QUEUE"}},
 		{"worker.name", worker.Name, "worker"},
 		{"worker.image", worker.Image, "exe:/var/app/bin/worker"},
 		{"worker.ports", worker.Ports, []domain.Port{{Host: 8125, Container: 8125, Protocol: "udp"}}},
