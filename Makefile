@@ -85,11 +85,11 @@ test: build glpk onnxruntime ## Run every test (a private Postgres is started un
 # make model: the committed model is trained on MODEL_N compositions simulated with
 # MODEL_SEED into a fresh private Postgres (removed afterwards).
 MODEL_SEED ?= 2026
-MODEL_N ?= 24000
+MODEL_N ?= 48000
 MODEL_PGDIR ?= /tmp/snapcompose-model-$(shell printf '%s' "$(CURDIR)" | cksum | cut -d' ' -f1)
 
 .PHONY: model
-model: build ## Regenerate model/negotiator.onnx and its card from the simulator (seed 2026, 24,000 compositions; byte for byte).
+model: build ## Regenerate model/negotiator.onnx and its card from the simulator (seed 2026, 48,000 compositions; byte for byte).
 	@$(MAKE) --no-print-directory postgres || exit 1
 	@set -e; \
 	$(BIN)/snapcompose db stop --data-dir $(MODEL_PGDIR) >/dev/null 2>&1 || true; \
