@@ -192,10 +192,11 @@ func ExtractAll(m *domain.Manifest, decisions []domain.Decision, env Env) []floa
 		n += len(d.Candidates)
 	}
 	rows := make([]float32, n*Count)
+	sources := sourceIndex(m)
 	k := 0
 	for i := range decisions {
 		for j := range decisions[i].Candidates {
-			ExtractInto(rows[k*Count:(k+1)*Count], m, &decisions[i], j, env)
+			extract(rows[k*Count:(k+1)*Count], m, sources, &decisions[i], j, env)
 			k++
 		}
 	}
@@ -204,6 +205,20 @@ func ExtractAll(m *domain.Manifest, decisions []domain.Decision, env Env) []floa
 
 // ExtractInto writes the vector of candidate cand of d into out (len Count).
 func ExtractInto(out []float32, m *domain.Manifest, d *domain.Decision, cand int, env Env) {
+	extract(out, m, sourceIndex(m), d, cand, env)
+}
+
+// sourceIndex maps each of m's sources by its ref.
+func sourceIndex(m *domain.Manifest) map[domain.SourceRef]domain.Source {
+	sources := make(map[domain.SourceRef]domain.Source, len(m.Sources))
+	for _, s := range m.Sources {
+		sources[s.Ref()] = s
+	}
+	return sources
+}
+
+// extract is ExtractInto with m's sources indexed once for a whole batch.
+func extract(out []float32, m *domain.Manifest, sources map[domain.SourceRef]domain.Source, d *domain.Decision, cand int, env Env) {
 	var f [numFeatures]float64
 	cf := d.Conflict
 	res := d.Candidates[cand].Resolution
@@ -242,10 +257,6 @@ func ExtractInto(out []float32, m *domain.Manifest, d *domain.Decision, cand int
 		f[PressureMemory] = share(ctx.Requested.MemoryBytes, m.ResourceLimits.MemoryBytes)
 	}
 
-	sources := map[domain.SourceRef]domain.Source{}
-	for _, s := range m.Sources {
-		sources[s.Ref()] = s
-	}
 	var winner *domain.Source
 	if res.Winner != nil {
 		if s, ok := sources[*res.Winner]; ok {
