@@ -249,7 +249,8 @@ func extract(out []float32, m *domain.Manifest, sources map[domain.SourceRef]dom
 		f[ActionDrop] = 1
 	}
 	f[Claimants] = math.Log1p(float64(len(cf.Claimants)))
-	f[KeyDataLike], f[KeyConfigLike], f[KeySecret] = keyClass(cf)
+	data, config, secret := KeyClass(cf)
+	f[KeyDataLike], f[KeyConfigLike], f[KeySecret] = flag(data), flag(config), flag(secret)
 	ctx := d.Context
 	if ctx != nil {
 		f[RoundConflicts] = math.Log1p(float64(ctx.Conflicts))
@@ -367,18 +368,18 @@ var (
 	configWords = []string{"LOG", "LEVEL", "ENV", "MODE", "DEBUG", "FEATURE", "FLAG", "TIMEOUT", "WORKERS", "CONF", "/ETC/", ".YAML", ".YML", ".INI", ".TOML"}
 )
 
-// keyClass says whether a variable or file conflict's key looks like data,
-// like configuration, or like a secret (0 or 1 each; all 0 for other kinds).
-func keyClass(cf domain.Conflict) (data, config, secret float64) {
+// KeyClass says whether a variable or file conflict's key looks like data,
+// like configuration, or like a secret (all false for other kinds).
+func KeyClass(cf domain.Conflict) (data, config, secret bool) {
 	var name string
 	switch cf.Kind {
 	case domain.EnvClaim:
 		name = strings.TrimPrefix(cf.Key, "env:")
-		secret = flag(domain.IsSecretName(name))
+		secret = domain.IsSecretName(name)
 	case domain.FileClaim:
 		name = strings.TrimPrefix(cf.Key, "file:")
 	default:
-		return 0, 0, 0
+		return false, false, false
 	}
 	upper := strings.ToUpper(name)
 	has := func(words []string) bool {
@@ -389,7 +390,7 @@ func keyClass(cf domain.Conflict) (data, config, secret float64) {
 		}
 		return false
 	}
-	return flag(has(dataWords)), flag(has(configWords)), secret
+	return has(dataWords), has(configWords), secret
 }
 
 func flag(b bool) float64 {

@@ -455,14 +455,13 @@ func (w *World) right(cf domain.Conflict) domain.SourceRef {
 // classify says what an env or file key holds, by the same words the
 // features read (a simulated world's names are plain).
 func classify(cf domain.Conflict) string {
-	d := &domain.Decision{Conflict: cf, Candidates: []domain.Candidate{{}}}
-	v := features.Extract(&domain.Manifest{}, d, 0, features.Env{})
+	data, config, secret := features.KeyClass(cf)
 	switch {
-	case v[features.KeySecret] > 0:
+	case secret:
 		return "secret"
-	case v[features.KeyDataLike] > 0:
+	case data:
 		return "data"
-	case v[features.KeyConfigLike] > 0:
+	case config:
 		return "config"
 	}
 	return ""
