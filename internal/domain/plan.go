@@ -244,3 +244,12 @@ type LimitReport struct {
 	// limit would add; 0 when it does not bind.
 	ShadowPrice float64 `json:"shadow_price"`
 }
+
+// ShadowPerUnit returns the shadow price per unit a person reads — per core
+// for cpu, per GiB otherwise — and that unit's name.
+func (l LimitReport) ShadowPerUnit() (float64, string) {
+	if l.Resource == "cpu" {
+		return l.ShadowPrice * 1000, "core"
+	}
+	return l.ShadowPrice * (1 << 30), "GiB of " + l.Resource
+}

@@ -382,7 +382,8 @@ func fill(plan *domain.Plan, members []composer.Member, weights []float64, res *
 		c.Resolution.Detail += fmt.Sprintf(". Allocated %s of the %s requested within the limit of %s",
 			format(r, float64(amount(plan.Totals, r))), format(r, float64(amount(plan.Requested, r))), format(r, l.Limit))
 		if l.Binding {
-			c.Resolution.Detail += fmt.Sprintf("; the limit binds (one more %s is worth %s)", unitName(r), trimFloat(l.ShadowPrice*unitSize(r)))
+			price, unit := report.Limits[r].ShadowPerUnit()
+			c.Resolution.Detail += fmt.Sprintf("; the limit binds (one more %s is worth %s)", unit, trimFloat(price))
 		}
 	}
 }
@@ -416,21 +417,6 @@ func resourceOf(k domain.ClaimKind) (allocator.Resource, bool) {
 		return allocator.Disk, true
 	}
 	return 0, false
-}
-
-// unitName and unitSize name the unit a person reads shadow prices in.
-func unitName(r allocator.Resource) string {
-	if r == allocator.CPU {
-		return "core"
-	}
-	return "GiB of " + r.String()
-}
-
-func unitSize(r allocator.Resource) float64 {
-	if r == allocator.CPU {
-		return 1000
-	}
-	return 1 << 30
 }
 
 func format(r allocator.Resource, x float64) string {

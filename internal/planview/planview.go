@@ -173,7 +173,7 @@ func WriteText(w io.Writer, p *domain.Plan) error {
 				use = fmt.Sprintf("%d%%", (alloc*100+limit-1)/limit)
 			}
 			if i < len(p.Allocator.Limits) && p.Allocator.Limits[i].Binding {
-				price, unit := shadowPerUnit(p.Allocator.Limits[i])
+				price, unit := p.Allocator.Limits[i].ShadowPerUnit()
 				note = fmt.Sprintf("  binds: one more %s is worth %.3g", unit, price)
 			}
 		} else if min > limit {
@@ -271,13 +271,4 @@ func byKind(conflicts []domain.Conflict) string {
 		parts[i] = fmt.Sprintf("%s %d", k, counts[k])
 	}
 	return " (" + strings.Join(parts, ", ") + ")"
-}
-
-// shadowPerUnit returns a limit's shadow price per core or per GiB, and
-// the unit's name.
-func shadowPerUnit(l domain.LimitReport) (float64, string) {
-	if l.Resource == "cpu" {
-		return l.ShadowPrice * 1000, "core"
-	}
-	return l.ShadowPrice * (1 << 30), "GiB of " + l.Resource
 }
