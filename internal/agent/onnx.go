@@ -27,6 +27,17 @@ import (
 // after a Reloader swapped it out.
 var ErrModelClosed = errors.New("model is closed")
 
+// CachedLibrary returns where `make onnxruntime` keeps the library
+// (~/.cache/snapcompose/onnxruntime-1.24.1/libonnxruntime.so.1), or "" when
+// the home directory is unknown.
+func CachedLibrary() string {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(home, ".cache", "snapcompose", "onnxruntime-1.24.1", "libonnxruntime.so.1")
+}
+
 // ModelOptions configure LoadModel.
 type ModelOptions struct {
 	// Library is the onnxruntime shared library (libonnxruntime.so.1 of

@@ -47,8 +47,7 @@ func ortLibrary(tb testing.TB) string {
 		}
 		return p
 	}
-	if home, err := os.UserHomeDir(); err == nil {
-		p := filepath.Join(home, ".cache", "snapcompose", "onnxruntime-1.24.1", "libonnxruntime.so.1")
+	if p := agent.CachedLibrary(); p != "" {
 		if _, err := os.Stat(p); err == nil {
 			return p
 		}

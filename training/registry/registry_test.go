@@ -97,9 +97,7 @@ func TestCommittedModelRunsInONNXRuntime(t *testing.T) {
 	t.Parallel()
 	lib := os.Getenv("ONNXRUNTIME_LIB")
 	if lib == "" {
-		if home, err := os.UserHomeDir(); err == nil {
-			lib = filepath.Join(home, ".cache", "snapcompose", "onnxruntime-1.24.1", "libonnxruntime.so.1")
-		}
+		lib = agent.CachedLibrary()
 	}
 	if _, err := os.Stat(lib); err != nil {
 		if os.Getenv("CI") == "true" {
