@@ -147,8 +147,13 @@ func (m *Main) plan(ctx context.Context, args []string) error {
 	fs.StringVar(&catalogDir, "catalog", "", "template catalog `dir`ectory")
 	fs.StringVar(&hostsFile, "hosts", "", "hosts `file` (YAML) mapping the manifest's live hosts to their snapagents")
 	fs.StringVar(&output, "output", "text", "output `format`: text or json")
-	fs.StringVar(&strategy, "strategy", "", "override the manifest's conflict_resolution (FIRST_WIN, LAST_WIN, PRIORITY)")
+	fs.StringVar(&strategy, "strategy", "", "override the manifest's conflict_resolution (FIRST_WIN, LAST_WIN, PRIORITY, AI_AGENT)")
+	var af agentFlags
+	m.addAgentFlags(fs, &af)
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := af.check(); err != nil {
 		return err
 	}
 	if output != "text" && output != "json" {
@@ -198,6 +203,16 @@ func (m *Main) plan(ctx context.Context, args []string) error {
 	for _, s := range []domain.Strategy{domain.FirstWin, domain.LastWin, domain.Priority} {
 		r, _ := agent.New(s)
 		orch.WithResolver(r)
+	}
+	if man.ConflictResolution == domain.AIAgent {
+		// Without a database there is no track record: every source is
+		// scored as new.
+		learned, scorer, err := m.loadAgent(af, nil)
+		if err != nil {
+			return err
+		}
+		defer scorer.Close()
+		orch.WithResolver(learned)
 	}
 	plan, planErr := orch.Plan(ctx, man)
 	if plan != nil {

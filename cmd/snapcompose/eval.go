@@ -2,24 +2,91 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 
+	"github.com/snapcompose/snapcompose/internal/agent"
 	"github.com/snapcompose/snapcompose/internal/domain"
 	"github.com/snapcompose/snapcompose/internal/evalalloc"
+	"github.com/snapcompose/snapcompose/training/evalagent"
+	"github.com/snapcompose/snapcompose/training/registry"
+	"github.com/snapcompose/snapcompose/training/simulate"
 )
 
 const evalAllocationSynopsis = "snapcompose eval allocation --usage DIR [--seed N | --seeds N,N,...] [--group-size N] " +
 	"[--train-days N] [--test-days N] [--limit-factor X] [--target-overrun X] [--workers N] [--output text|json]"
 
-// evalCmd runs `eval allocation`, the one evaluation there is.
+const evalAgentSynopsis = "snapcompose eval agent [--model FILE] [--card FILE] [--pods FILE] [--limit N] [--output text|json]"
+
+// evalCmd runs `eval allocation` or `eval agent`.
 func (m *Main) evalCmd(ctx context.Context, args []string) error {
-	if len(args) == 0 || args[0] != "allocation" {
-		return domain.Errorf(domain.EINVALID, "eval: want `%s`", evalAllocationSynopsis)
+	if len(args) > 0 {
+		switch args[0] {
+		case "allocation":
+			return m.evalAllocation(ctx, args[1:])
+		case "agent":
+			return m.evalAgent(ctx, args[1:])
+		}
 	}
-	return m.evalAllocation(ctx, args[1:])
+	return domain.Errorf(domain.EINVALID, "eval: want `%s` or `%s`", evalAllocationSynopsis, evalAgentSynopsis)
+}
+
+// evalAgent prints the held-out decision-quality table of the model's
+// training run, replayed through the serving path (package evalagent). It
+// needs no database.
+func (m *Main) evalAgent(ctx context.Context, args []string) error {
+	fs := m.flags("eval agent")
+	var af agentFlags
+	fs.StringVar(&af.model, "model", "", "the ONNX `file` to judge (default $SNAPCOMPOSE_MODEL, else "+defaultModel+")")
+	card := fs.String("card", "", "its model card `file` (default: the model's path with .card.json for .onnx)")
+	pods := fs.String("pods", registry.DefaultPods, "the Alibaba OpenB pod list `file` the simulator sizes services from")
+	limit := fs.Int("limit", 0, "judge only the first `N` held-out compositions (0: all)")
+	output := fs.String("output", "text", "output `format`: text or json")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *output != "text" && *output != "json" {
+		return domain.Errorf(domain.EINVALID, "--output: unknown format %q: want text or json", *output)
+	}
+	if *limit < 0 {
+		return domain.Errorf(domain.EINVALID, "--limit: %d is negative", *limit)
+	}
+	af.margin, af.threads = agent.DefaultAmbiguousMargin, 1
+	path := m.modelPath(af)
+	if *card == "" {
+		*card = strings.TrimSuffix(path, ".onnx") + ".card.json"
+	}
+	raw, err := os.ReadFile(*card)
+	if err != nil {
+		return domain.Errorf(domain.EINVALID, "--card: %s", pathError(err))
+	}
+	c, err := registry.DecodeCard(raw)
+	if err != nil {
+		return domain.Errorf(domain.EINVALID, "--card: %s: %v", *card, err)
+	}
+	p, err := simulate.LoadPods(*pods)
+	if err != nil {
+		return domain.Errorf(domain.EINVALID, "--pods: %v", err)
+	}
+	_, scorer, err := m.loadAgent(af, nil)
+	if err != nil {
+		return err
+	}
+	defer scorer.Close()
+	rep, err := evalagent.Run(ctx, evalagent.Config{Card: c, Scorer: scorer, Pods: p, Limit: *limit, Progress: m.Stderr})
+	if err != nil {
+		return err
+	}
+	if *output == "json" {
+		enc := json.NewEncoder(m.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	return evalagent.WriteText(m.Stdout, rep)
 }
 
 // evalAllocation evaluates allocation strategies on a Bitbrains trace and

@@ -131,7 +131,7 @@ func TestExitCodesAndErrors(t *testing.T) {
 		{"infeasible limits", "", []string{"plan", "-f", "testdata/infeasible.json", "--catalog", seedCatalog}, 1,
 			[]string{"does not fit", "Insufficient memory", "the limit is 4GiB", "448MiB short", "db-template_b 2GiB (template:template_b)", "1 optional service dropped"}},
 		{"agent without a model", "", []string{"plan", "-f", "testdata/ai-agent.json", "--catalog", seedCatalog}, 1,
-			[]string{"AI_AGENT", "not available"}},
+			[]string{"AI_AGENT is unavailable", "model/negotiator.onnx"}},
 		{"missing manifest file", "", []string{"plan", "-f", "testdata/nope.json", "--catalog", seedCatalog}, 2,
 			[]string{"testdata/nope.json"}},
 		{"missing catalog directory", "", []string{"plan", "-f", seedTemplates, "--catalog", "testdata/no-catalog"}, 2,

@@ -35,6 +35,7 @@ func (c *Composition) Apply(d domain.Decision, ch domain.Choice) error {
 		}
 		res.Score = &ch.Scores[ch.Candidate]
 		res.Alternatives = alternatives(d, ch)
+		res.Margin, res.Ambiguous = ch.Margin, ch.Ambiguous
 	}
 	var winner domain.SourceRef
 	if res.Winner != nil {
@@ -58,7 +59,7 @@ func (c *Composition) Apply(d domain.Decision, ch domain.Choice) error {
 func alternatives(d domain.Decision, ch domain.Choice) []domain.Alternative {
 	var idx []int
 	for i, cand := range d.Candidates {
-		if i != ch.Candidate && cand.Rejected == "" {
+		if i != ch.Candidate && cand.Rejected == "" && cand.Overfills == "" {
 			idx = append(idx, i)
 		}
 	}

@@ -48,6 +48,7 @@ func (c *Composition) Decisions(kind domain.ClaimKind) []domain.Decision {
 		for _, w := range winners(g) {
 			d.Candidates = append(d.Candidates, c.candidates(r, g, w)...)
 		}
+		c.checkMinimums(&d)
 		out = append(out, d)
 	}
 	if len(out) > 0 {

@@ -68,8 +68,10 @@ type Resolution struct {
 	Detail       string        `json:"detail"`
 	Score        *float64      `json:"score,omitempty"`
 	Alternatives []Alternative `json:"alternatives,omitempty"`
-	Ambiguous    bool          `json:"ambiguous,omitempty"`
-	Changes      []Change      `json:"changes,omitempty"`
+	// Margin is Score less the best alternative's score.
+	Margin    *float64 `json:"margin,omitempty"`
+	Ambiguous bool     `json:"ambiguous,omitempty"`
+	Changes   []Change `json:"changes,omitempty"`
 }
 
 // Alternative is a candidate resolution that was not chosen.

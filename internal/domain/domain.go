@@ -45,6 +45,11 @@ func (r Resources) Add(o Resources) Resources {
 	return Resources{r.CPUMillicores + o.CPUMillicores, r.MemoryBytes + o.MemoryBytes, r.DiskBytes + o.DiskBytes}
 }
 
+// Sub returns r - o.
+func (r Resources) Sub(o Resources) Resources {
+	return Resources{r.CPUMillicores - o.CPUMillicores, r.MemoryBytes - o.MemoryBytes, r.DiskBytes - o.DiskBytes}
+}
+
 // Manifest is a validated composition request.
 type Manifest struct {
 	Name               string

@@ -102,6 +102,12 @@ type Dropped struct {
 type Candidate struct {
 	Resolution Resolution
 	Rejected   string
+	// Overfills says why, after this candidate, the firm minimums of the
+	// required services could not fit the limits while another candidate
+	// of the decision leaves them fitting; "" when they fit. The
+	// deterministic strategies ignore it (the allocator then reports what
+	// does not fit); AI_AGENT does not score such a candidate.
+	Overfills string
 }
 
 // Decision is a conflict waiting for a resolver, with every candidate.
@@ -184,6 +190,11 @@ type Choice struct {
 	Candidate int       // index into Decision.Candidates; must not be a rejected one
 	Reason    string    // why, in words, for the plan: "FIRST_WIN: template:a is listed first"
 	Scores    []float64 // one per candidate when the resolver scores them; nil otherwise
+	// Margin is the chosen score less the best valid alternative's, when
+	// scored and there is an alternative; Ambiguous marks a margin too
+	// small to trust without a person's look.
+	Margin    *float64
+	Ambiguous bool
 }
 
 // Resolver settles conflicts. Conflicts are handed over a round at a time

@@ -108,6 +108,10 @@ func (o *Orchestrator) Plan(ctx context.Context, m *domain.Manifest) (*domain.Pl
 	if err != nil {
 		return nil, err
 	}
+	var weigh negotiate.Weigher
+	if v, ok := resolver.(Valuer); ok {
+		resolver, weigh = v.ForPlan()
+	}
 	for _, kind := range domain.ClaimKinds {
 		decisions := comp.Decisions(kind)
 		if len(decisions) == 0 {
@@ -126,7 +130,16 @@ func (o *Orchestrator) Plan(ctx context.Context, m *domain.Manifest) (*domain.Pl
 			}
 		}
 	}
-	return negotiate.Fit(ctx, comp, m.ResourceLimits, negotiate.Options{Negotiators: o.negotiators()})
+	return negotiate.Fit(ctx, comp, m.ResourceLimits, negotiate.Options{Negotiators: o.negotiators(), Weigh: weigh})
+}
+
+// Valuer is a resolver that also values services for the allocator from
+// what it learned settling a plan's conflicts (the AI_AGENT strategy):
+// ForPlan returns the resolver for one plan and the weigher to allocate
+// that plan with.
+type Valuer interface {
+	domain.Resolver
+	ForPlan() (domain.Resolver, negotiate.Weigher)
 }
 
 // negotiators returns the sources that can concede, by type.

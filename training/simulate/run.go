@@ -54,9 +54,20 @@ type recorder struct {
 
 func (r *recorder) Strategy() domain.Strategy { return domain.AIAgent }
 
-func (r *recorder) Resolve(_ context.Context, m *domain.Manifest, decisions []domain.Decision) ([]domain.Choice, error) {
+func (r *recorder) Resolve(ctx context.Context, m *domain.Manifest, decisions []domain.Decision) ([]domain.Choice, error) {
 	rows := features.ExtractAll(m, decisions, r.env)
-	picks := r.policy.Choose(r.w, decisions, rows)
+	var picks []int
+	if sp, ok := r.policy.(Serving); ok {
+		choices, err := sp.New(r.env).Resolve(ctx, m, decisions)
+		if err != nil {
+			return nil, fmt.Errorf("policy %s: %w", sp.Name(), err)
+		}
+		for _, c := range choices {
+			picks = append(picks, c.Candidate)
+		}
+	} else {
+		picks = r.policy.Choose(r.w, decisions, rows)
+	}
 	if len(picks) != len(decisions) {
 		return nil, fmt.Errorf("policy %s chose %d of %d", r.policy.Name(), len(picks), len(decisions))
 	}
@@ -187,6 +198,21 @@ func (Oracle) Choose(w *World, ds []domain.Decision, _ []float32) []int {
 		}
 	}
 	return out
+}
+
+// Serving chooses as the service does: with the resolver New returns for
+// the composition's history and clock (the AI_AGENT resolver, scoring in
+// onnxruntime), not from the feature rows directly. The recorder calls
+// that resolver; Choose is never called.
+type Serving struct {
+	Label string
+	New   func(env features.Env) domain.Resolver
+}
+
+func (s Serving) Name() string { return s.Label }
+
+func (s Serving) Choose(*World, []domain.Decision, []float32) []int {
+	panic("simulate: a Serving policy chooses through its resolver")
 }
 
 // Scorer scores feature rows (len = Count × n), one score per row.
