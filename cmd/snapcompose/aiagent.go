@@ -3,8 +3,8 @@ package main
 import (
 	"context"
 	"flag"
-	"fmt"
 	"os"
+	"strings"
 
 	"github.com/snapcompose/snapcompose/internal/agent"
 	"github.com/snapcompose/snapcompose/internal/domain"
@@ -70,10 +70,18 @@ func (m *Main) ortLibrary() string {
 // never falls back to another strategy.
 func (m *Main) loadAgent(f agentFlags, history func(context.Context) (map[domain.SourceRef]features.SourceHistory, error)) (*agent.Learned, *agent.Reloader, error) {
 	path := m.modelPath(f)
+	lib, err := agent.InitRuntime(m.ortLibrary())
+	if err != nil {
+		return nil, nil, domain.Errorf(domain.EUNAVAILABLE, "AI_AGENT is unavailable: %s", trimAgent(err))
+	}
 	model, err := agent.LoadModel(path, agent.ModelOptions{
-		Library: m.ortLibrary(), SchemaHash: features.SchemaHash(), Features: features.Count, IntraOpThreads: f.threads,
+		Library: lib, SchemaHash: features.SchemaHash(), Features: features.Count, IntraOpThreads: f.threads,
 	})
 	if err != nil {
+		if f.model != "" {
+			// The user named the file: bad input.
+			return nil, nil, domain.Errorf(domain.EINVALID, "--model: AI_AGENT cannot use it: %s", trimAgent(err))
+		}
 		return nil, nil, domain.Errorf(domain.EUNAVAILABLE, "AI_AGENT is unavailable: %s", trimAgent(err))
 	}
 	r := agent.NewReloader(model)
@@ -86,9 +94,5 @@ func (m *Main) loadAgent(f agentFlags, history func(context.Context) (map[domain
 
 // trimAgent drops the package prefix from an agent error for the CLI.
 func trimAgent(err error) string {
-	msg := err.Error()
-	if len(msg) > 7 && msg[:7] == "agent: " {
-		return msg[7:]
-	}
-	return fmt.Sprint(msg)
+	return strings.TrimPrefix(err.Error(), "agent: ")
 }

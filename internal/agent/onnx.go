@@ -77,6 +77,11 @@ var ortEnv struct {
 	library string // absolute path, set once initialised
 }
 
+// InitRuntime loads the onnxruntime library once per process ("" means
+// $ONNXRUNTIME_LIB) and returns its absolute path. LoadModel calls it; call
+// it first to tell a missing library from a bad model.
+func InitRuntime(library string) (string, error) { return initRuntime(library) }
+
 // initRuntime loads the onnxruntime library once per process.
 func initRuntime(library string) (string, error) {
 	if library == "" {

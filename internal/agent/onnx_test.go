@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/snapcompose/snapcompose/internal/agent"
+	"github.com/snapcompose/snapcompose/internal/agenttest"
 	"github.com/snapcompose/snapcompose/training/nn"
 	"github.com/snapcompose/snapcompose/training/onnxexport"
 )
@@ -39,25 +40,7 @@ const (
 )
 
 // ortLibrary finds the onnxruntime library the tests load.
-func ortLibrary(tb testing.TB) string {
-	tb.Helper()
-	if p := os.Getenv("ONNXRUNTIME_LIB"); p != "" {
-		if _, err := os.Stat(p); err != nil {
-			tb.Fatalf("ONNXRUNTIME_LIB=%s: %v", p, err)
-		}
-		return p
-	}
-	if p := agent.CachedLibrary(); p != "" {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		tb.Fatal("no onnxruntime library: set ONNXRUNTIME_LIB or run `make onnxruntime`")
-	}
-	tb.Skip("no onnxruntime library: set ONNXRUNTIME_LIB or run `make onnxruntime`")
-	return ""
-}
+func ortLibrary(tb testing.TB) string { return agenttest.Library(tb) }
 
 func options(tb testing.TB) agent.ModelOptions {
 	return agent.ModelOptions{Library: ortLibrary(tb), SchemaHash: schemaA, Features: width}

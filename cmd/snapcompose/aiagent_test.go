@@ -1,0 +1,138 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/snapcompose/snapcompose/internal/agenttest"
+	"github.com/snapcompose/snapcompose/internal/features"
+	"github.com/snapcompose/snapcompose/internal/plantest"
+	"github.com/snapcompose/snapcompose/training/onnxexport"
+	"github.com/snapcompose/snapcompose/training/registry"
+)
+
+// TestAIAgentPlanSeed plans the seed with the committed model: the text plan
+// explains every decision (golden), and the JSON plan is valid.
+func TestAIAgentPlanSeed(t *testing.T) {
+	t.Setenv("ONNXRUNTIME_LIB", agenttest.Library(t))
+	model := agenttest.ModelPath()
+	code, out, errOut := run(t, "", "plan", "-f", seedTemplates, "--catalog", seedCatalog, "--strategy", "AI_AGENT", "--model", model)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	golden(t, "seed-ai-agent-text", []byte(out))
+	for _, want := range []string{"AI_AGENT: predicted health", "against the best alternative", "alternative "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the plan does not say %q", want)
+		}
+	}
+	code, out, errOut = run(t, "", "plan", "-f", seedTemplates, "--catalog", seedCatalog, "--strategy", "AI_AGENT", "--model", model, "--output", "json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	plantest.Validate(t, []byte(out))
+	if !strings.Contains(out, `"margin"`) || !strings.Contains(out, `"score"`) {
+		t.Errorf("the JSON plan carries no scores or margins")
+	}
+}
+
+// TestAIAgentModelErrors: a model AI_AGENT cannot use stops the plan with an
+// error naming the file and what is wrong; nothing falls back to another
+// strategy, and no plan is printed.
+func TestAIAgentModelErrors(t *testing.T) {
+	t.Setenv("ONNXRUNTIME_LIB", agenttest.Library(t))
+	dir := t.TempDir()
+	body, err := os.ReadFile(agenttest.ModelPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	corrupt := filepath.Join(dir, "corrupt.onnx")
+	if err := os.WriteFile(corrupt, body[:len(body)/3], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cardBody, err := os.ReadFile(strings.TrimSuffix(agenttest.ModelPath(), ".onnx") + ".card.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	card, err := registry.DecodeCard(cardBody)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := "sha256:" + strings.Repeat("b", 64)
+	wrong, err := onnxexport.Marshal(card.Network, onnxexport.Metadata{FeatureSchemaHash: other, FeatureNames: features.Names[:]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrongPath := filepath.Join(dir, "wrong-schema.onnx")
+	if err := os.WriteFile(wrongPath, wrong, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		args []string
+		env  string // SNAPCOMPOSE_MODEL
+		code int
+		want []string
+	}{
+		{"corrupt file", []string{"--model", corrupt}, "", 2, []string{"--model", corrupt, "not a valid ONNX model"}},
+		{"wrong feature schema", []string{"--model", wrongPath}, "", 2, []string{wrongPath, other, features.SchemaHash()}},
+		{"missing file", []string{"--model", filepath.Join(dir, "nope.onnx")}, "", 2, []string{"nope.onnx", "no such file"}},
+		{"SNAPCOMPOSE_MODEL missing", nil, filepath.Join(dir, "gone.onnx"), 1, []string{"AI_AGENT is unavailable", "gone.onnx"}},
+		{"bad margin", []string{"--ambiguous-margin", "2"}, "", 2, []string{"--ambiguous-margin"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("SNAPCOMPOSE_MODEL", tt.env)
+			args := append([]string{"plan", "-f", seedTemplates, "--catalog", seedCatalog, "--strategy", "AI_AGENT"}, tt.args...)
+			code, out, errOut := run(t, "", args...)
+			if code != tt.code {
+				t.Errorf("exit %d, want %d; stderr: %s", code, tt.code, errOut)
+			}
+			if out != "" {
+				t.Errorf("a plan was printed:\n%s", out)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(errOut, w) {
+					t.Errorf("stderr does not mention %q: %s", w, errOut)
+				}
+			}
+		})
+	}
+}
+
+// TestAIAgentMissingLibrary runs the CLI in a child process (onnxruntime is
+// loaded once per process) with ONNXRUNTIME_LIB naming no file.
+func TestAIAgentMissingLibrary(t *testing.T) {
+	if os.Getenv("SNAPCOMPOSE_CLI_CHILD") == "1" {
+		code, out, errOut := run(t, "", "plan", "-f", seedTemplates, "--catalog", seedCatalog, "--strategy", "AI_AGENT")
+		os.Stdout.WriteString(out)
+		os.Stderr.WriteString(errOut)
+		os.Exit(code)
+	}
+	missing := filepath.Join(t.TempDir(), "libonnxruntime.so.1")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestAIAgentMissingLibrary$")
+	cmd.Env = append(os.Environ(), "SNAPCOMPOSE_CLI_CHILD=1", "ONNXRUNTIME_LIB="+missing)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	if code != 1 {
+		t.Errorf("exit %d, want 1; stderr: %s", code, stderr.String())
+	}
+	for _, w := range []string{"AI_AGENT is unavailable", missing, "make onnxruntime"} {
+		if !strings.Contains(stderr.String(), w) {
+			t.Errorf("stderr does not mention %q: %s", w, stderr.String())
+		}
+	}
+	if strings.Contains(stdout.String(), "Conflicts") {
+		t.Errorf("a plan was printed: %s", stdout.String())
+	}
+}
