@@ -119,6 +119,10 @@ bench: build glpk onnxruntime ## Run the benchmarks and print their figures (a p
 bench/allocator: glpk ## Allocator vs glpsol on the same 1,000- and 10,000-service instances, side by side.
 	$(GO) test -run='^$$' -bench='Allocate1000$$|Allocate10000$$|GLPSOL1000$$|GLPSOL10000$$' -benchtime=$(BENCHTIME) ./internal/allocator/
 
+.PHONY: bench/agent
+bench/agent: onnxruntime ## AI_AGENT: candidates/s batched vs one Run per candidate, p50/p99 plan latency (seed, 1,317 conflicts).
+	$(GO) test -run='^$$' -bench='AIAgent' -benchtime=$(BENCHTIME) ./internal/orchestrator/
+
 .PHONY: lint
 lint: ## Check formatting, go vet and the package layering rule.
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi

@@ -216,21 +216,32 @@ func choose(decisions []domain.Decision, scores Scores) ([]int, error) {
 	// droppers lists, per service, the decisions whose choice drops it;
 	// the first of them settles it, and the others' changes to it are moot.
 	droppers := map[ServiceOf][]int{}
-	count := func(i int, c domain.Candidate, add bool) {
+	// targeting lists, per service, the decisions whose choice changes it:
+	// the terms a change of its droppers can move.
+	targeting := map[ServiceOf][]int{}
+	edit := func(i int, c domain.Candidate, add bool) {
 		for _, ch := range c.Resolution.Changes {
-			if ch.Op != domain.OpDropService {
+			if ch.Service == "" {
 				continue
 			}
 			s := ServiceOf{Source: ch.Source, Name: ch.Service}
-			if add {
-				droppers[s] = append(droppers[s], i)
-			} else {
-				droppers[s] = slices.DeleteFunc(droppers[s], func(j int) bool { return j == i })
+			lists := []map[ServiceOf][]int{targeting}
+			if ch.Op == domain.OpDropService {
+				lists = append(lists, droppers)
+			}
+			for _, l := range lists {
+				if add {
+					if !slices.Contains(l[s], i) {
+						l[s] = append(l[s], i)
+					}
+				} else {
+					l[s] = slices.DeleteFunc(l[s], func(j int) bool { return j == i })
+				}
 			}
 		}
 	}
 	for i, d := range decisions {
-		count(i, d.Candidates[picks[i]], true)
+		edit(i, d.Candidates[picks[i]], true)
 	}
 	term := func(i int) float64 {
 		if moot(i, decisions[i].Candidates[picks[i]].Resolution.Changes, droppers) {
@@ -238,14 +249,31 @@ func choose(decisions []domain.Decision, scores Scores) ([]int, error) {
 		}
 		return math.Log(math.Max(scores[i][picks[i]], 1e-12))
 	}
-	objective := func() float64 {
-		total := 0.0
-		for i := range decisions {
-			total += term(i)
+	// affected are the decisions whose term a switch of decision i between
+	// candidates a and b can move: i, and those changing a service that a
+	// or b drops.
+	affected := func(i int, a, b domain.Candidate) []int {
+		out := []int{i}
+		for _, c := range []domain.Candidate{a, b} {
+			for _, ch := range c.Resolution.Changes {
+				if ch.Op == domain.OpDropService {
+					for _, j := range targeting[ServiceOf{Source: ch.Source, Name: ch.Service}] {
+						if !slices.Contains(out, j) {
+							out = append(out, j)
+						}
+					}
+				}
+			}
 		}
-		return total
+		return out
 	}
-	best := objective()
+	sum := func(ix []int) float64 {
+		t := 0.0
+		for _, j := range ix {
+			t += term(j)
+		}
+		return t
+	}
 	for pass := 0; pass < 20; pass++ {
 		improved := false
 		for i, d := range decisions {
@@ -254,28 +282,19 @@ func choose(decisions []domain.Decision, scores Scores) ([]int, error) {
 				if j == was || !usable(c) {
 					continue
 				}
-				if !hasDrop(c) && !hasDrop(d.Candidates[was]) {
-					// Nothing else's mootness changes: only this term does.
-					before := term(i)
-					picks[i] = j
-					if after := term(i); after > before+1e-12 {
-						best += after - before
-						improved = true
-					} else {
-						picks[i] = was
-					}
+				old := d.Candidates[was]
+				ix := affected(i, old, c)
+				before := sum(ix)
+				edit(i, old, false)
+				edit(i, c, true)
+				picks[i] = j
+				if sum(ix) > before+1e-12 {
+					improved = true
 					continue
 				}
-				count(i, d.Candidates[was], false)
-				count(i, c, true)
-				picks[i] = j
-				if v := objective(); v > best+1e-12 {
-					best, improved = v, true
-				} else {
-					count(i, c, false)
-					count(i, d.Candidates[was], true)
-					picks[i] = was
-				}
+				edit(i, c, false)
+				edit(i, old, true)
+				picks[i] = was
 			}
 		}
 		if !improved {
@@ -288,15 +307,6 @@ func choose(decisions []domain.Decision, scores Scores) ([]int, error) {
 // usable reports whether AI_AGENT may choose c: not rejected, and not
 // overfilling the limits at minimums when another candidate does not.
 func usable(c domain.Candidate) bool { return c.Rejected == "" && c.Overfills == "" }
-
-func hasDrop(c domain.Candidate) bool {
-	for _, ch := range c.Resolution.Changes {
-		if ch.Op == domain.OpDropService {
-			return true
-		}
-	}
-	return false
-}
 
 // moot reports whether every change decision i's candidate makes is to a
 // service that an earlier-listed decision's choice drops (droppers lists

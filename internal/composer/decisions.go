@@ -40,6 +40,7 @@ func (c *Composition) Decisions(kind domain.ClaimKind) []domain.Decision {
 	}
 	r := &round{names: c.allServiceNames(), ports: c.claimedPorts()}
 	var out []domain.Decision
+	firm := c.firmMinimums()
 	for _, g := range conflicting {
 		d := domain.Decision{Conflict: c.conflictOf(g)}
 		// Only one candidate of a decision is carried out, so all of them
@@ -48,7 +49,7 @@ func (c *Composition) Decisions(kind domain.ClaimKind) []domain.Decision {
 		for _, w := range winners(g) {
 			d.Candidates = append(d.Candidates, c.candidates(r, g, w)...)
 		}
-		c.checkMinimums(&d)
+		c.checkMinimums(&d, firm)
 		out = append(out, d)
 	}
 	if len(out) > 0 {

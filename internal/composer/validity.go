@@ -15,19 +15,9 @@ import (
 // services do not count, and optional services may be dropped by the
 // allocator. When no candidate fits, none is rejected here: the allocator
 // reports what does not fit.
-func (c *Composition) checkMinimums(d *domain.Decision) {
+// firm is c.firmMinimums(), computed once for the round.
+func (c *Composition) checkMinimums(d *domain.Decision, firm domain.Resources) {
 	limits := c.manifest.ResourceLimits
-	var firm domain.Resources
-	for _, s := range c.snaps {
-		if s.Source.Type != domain.TemplateSource {
-			continue
-		}
-		for _, svc := range s.Services {
-			if !svc.Optional {
-				firm = firm.Add(svc.Minimum)
-			}
-		}
-	}
 	if fits(firm, limits) {
 		return
 	}
@@ -50,6 +40,23 @@ func (c *Composition) checkMinimums(d *domain.Decision) {
 		d.Candidates[j].Overfills = "the required template services' minimums would need " + over(after[j], limits) +
 			"; a candidate that drops or shares a service fits"
 	}
+}
+
+// firmMinimums is the sum of the minimums of the required template
+// services.
+func (c *Composition) firmMinimums() domain.Resources {
+	var firm domain.Resources
+	for _, s := range c.snaps {
+		if s.Source.Type != domain.TemplateSource {
+			continue
+		}
+		for _, svc := range s.Services {
+			if !svc.Optional {
+				firm = firm.Add(svc.Minimum)
+			}
+		}
+	}
+	return firm
 }
 
 // firmRemoved is the firm minimum the changes take out: template services
