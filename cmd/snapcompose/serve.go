@@ -22,8 +22,17 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	addr := fs.String("addr", "127.0.0.1:8080", "`address` to listen on")
 	dataDir := fs.String("data-dir", defaultDataDir, "`directory` for the managed Postgres when DATABASE_URL is not set")
 	retrainEvery := fs.Duration("retrain-every", 0, "retrain the model from the history every `interval` (e.g. 24h) in the background; 0 never")
+	modelPoll := fs.Duration("model-poll", 30*time.Second, "check the registry for a newly promoted model every `interval` and swap it in; 0 never")
+	var af agentFlags
+	m.addAgentFlags(fs, &af)
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if err := af.check(); err != nil {
+		return err
+	}
+	if *modelPoll < 0 {
+		return domain.Errorf(domain.EINVALID, "--model-poll: %s is negative: want an interval such as 30s, or 0 for never", *modelPoll)
 	}
 	if *retrainEvery < 0 {
 		return domain.Errorf(domain.EINVALID, "--retrain-every: %s is negative: want an interval such as 24h, or 0 for never", *retrainEvery)
@@ -54,6 +63,8 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	logger.Info("database migrated", "schema_version", store.MigrationVersion())
+	ai := m.startServingAgent(ctx, st, af, *dataDir, *modelPoll, logger)
+	defer ai.close()
 	if *retrainEvery > 0 {
 		r := startRetrainer(ctx, st, *retrainEvery, logger)
 		defer r.stop()
@@ -65,7 +76,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		return domain.Errorf(domain.EINVALID, "--addr: cannot listen on %s: %v", *addr, err)
 	}
 	srv := &http.Server{
-		Handler:           httpapi.New(st, logger),
+		Handler:           httpapi.New(st, ai, logger),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      120 * time.Second,

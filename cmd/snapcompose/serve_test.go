@@ -5,17 +5,20 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/snapcompose/snapcompose/internal/agenttest"
+	"github.com/snapcompose/snapcompose/internal/features"
 	"github.com/snapcompose/snapcompose/internal/pgtest"
 	"github.com/snapcompose/snapcompose/internal/store"
 )
 
 // startServer runs `snapcompose serve --addr 127.0.0.1:0` in-process against
 // a database of the test's own and returns its base URL.
-func startServer(t *testing.T, databaseURL string) string {
+func startServer(t *testing.T, databaseURL string, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	addrc := make(chan string, 1)
@@ -26,7 +29,7 @@ func startServer(t *testing.T, databaseURL string) string {
 		Getenv:   func(k string) string { return map[string]string{"DATABASE_URL": databaseURL}[k] },
 		OnListen: func(addr string) { addrc <- addr },
 	}
-	go func() { done <- m.Run(ctx, []string{"serve", "--addr", "127.0.0.1:0"}) }()
+	go func() { done <- m.Run(ctx, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -110,4 +113,61 @@ func TestServeRefusesAnUnreachableDatabase(t *testing.T) {
 	if strings.Contains(stderr.String(), "hunter2") {
 		t.Errorf("the database password reached stderr: %q", stderr.String())
 	}
+}
+
+// TestServeSwapsInPromotedModels: the server serves the model file until a
+// model is promoted in the registry, then swaps it in; a promoted model it
+// cannot use (corrupt, or of another feature schema) is refused and the
+// current one keeps serving.
+func TestServeSwapsInPromotedModels(t *testing.T) {
+	t.Parallel()
+	agenttest.Library(t)
+	pool, dbURL := pgtest.NewDatabase(t)
+	st := store.New(pool)
+	base := startServer(t, dbURL, "--data-dir", t.TempDir(), "--model", agenttest.ModelPath(), "--model-poll", "50ms")
+	version := func() (int, map[string]any) {
+		code, body, _ := getJSON(t, base+"/v1/agent")
+		return code, body
+	}
+	if code, body := version(); code != 200 || body["model_version"] != "file:"+agenttest.ModelPath() || body["feature_schema"] != features.SchemaHash() {
+		t.Fatalf("/v1/agent = %d %v, want the model file serving", code, body)
+	}
+	onnx, err := os.ReadFile(agenttest.ModelPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	promote := func(v string, body []byte, schema string) {
+		t.Helper()
+		if _, err := st.InsertModelVersion(ctx, store.ModelVersion{Version: v, Card: []byte(`{}`), ONNX: body, FeatureSchema: schema}); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.PromoteModel(ctx, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			code, body := version()
+			if code == 200 && body["model_version"] == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("/v1/agent = %d %v, want %s serving", code, body, want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	promote("v-good", onnx, features.SchemaHash())
+	waitFor("v-good")
+	promote("v-corrupt", onnx[:len(onnx)/2], features.SchemaHash())
+	promote("v-other-schema", onnx, "sha256:"+strings.Repeat("b", 64))
+	time.Sleep(300 * time.Millisecond) // several polls
+	if code, body := version(); code != 200 || body["model_version"] != "v-good" {
+		t.Errorf("after promoting unusable models: /v1/agent = %d %v, want v-good still serving", code, body)
+	}
+	promote("v-good-2", onnx, features.SchemaHash())
+	waitFor("v-good-2")
 }

@@ -23,19 +23,36 @@ type Readiness interface {
 	Ready(ctx context.Context) error
 }
 
+// AgentStatus is what GET /v1/agent says of the AI_AGENT model.
+type AgentStatus struct {
+	// ModelVersion is the registry's version serving (or "file:PATH").
+	ModelVersion  string    `json:"model_version"`
+	FeatureSchema string    `json:"feature_schema,omitempty"`
+	LoadedAt      time.Time `json:"loaded_at,omitzero"`
+	// Error says why AI_AGENT is unavailable; empty when it serves.
+	Error string `json:"error,omitempty"`
+}
+
+// Agent reports on the AI_AGENT model.
+type Agent interface {
+	Status() AgentStatus
+}
+
 // Server is the HTTP API.
 type Server struct {
 	ready  Readiness
+	agent  Agent
 	logger *slog.Logger
 	router chi.Router
 }
 
-// New returns the API's handler.
-func New(ready Readiness, logger *slog.Logger) *Server {
-	s := &Server{ready: ready, logger: logger, router: chi.NewRouter()}
+// New returns the API's handler. agent may be nil (no AI_AGENT).
+func New(ready Readiness, agent Agent, logger *slog.Logger) *Server {
+	s := &Server{ready: ready, agent: agent, logger: logger, router: chi.NewRouter()}
 	s.router.Use(middleware.RequestID, middleware.RealIP, s.logRequests, middleware.Recoverer)
 	s.router.Get("/healthz", s.healthz)
 	s.router.Get("/readyz", s.readyz)
+	s.router.Get("/v1/agent", s.agentStatus)
 	s.router.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, domain.Errorf(domain.ENOTFOUND, "no route %s %s", r.Method, r.URL.Path))
 	})
@@ -58,6 +75,21 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready", "database": "ok"})
+}
+
+// agentStatus answers GET /v1/agent: the model serving AI_AGENT, or 503
+// with the reason none does.
+func (s *Server) agentStatus(w http.ResponseWriter, r *http.Request) {
+	if s.agent == nil {
+		s.writeError(w, r, domain.Errorf(domain.EUNAVAILABLE, "AI_AGENT is not configured in this server"))
+		return
+	}
+	st := s.agent.Status()
+	if st.Error != "" || st.ModelVersion == "" {
+		writeJSON(w, http.StatusServiceUnavailable, st)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
 }
 
 // statuses maps error codes to HTTP statuses; anything else is a 500.

@@ -1,0 +1,195 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/snapcompose/snapcompose/internal/agent"
+	"github.com/snapcompose/snapcompose/internal/domain"
+	"github.com/snapcompose/snapcompose/internal/features"
+	"github.com/snapcompose/snapcompose/internal/httpapi"
+	"github.com/snapcompose/snapcompose/internal/store"
+)
+
+// historyTTL is how long the server reuses the sources' track record
+// before reading it again.
+const historyTTL = time.Minute
+
+// servingAgent is AI_AGENT in the server: the promoted model of the
+// registry (else the model file), swapped in place when another is
+// promoted (by the retrainer or `snapcompose model promote`), and the
+// sources' track record read from the history. A model that cannot be
+// used leaves AI_AGENT unavailable with the reason; it never falls back.
+type servingAgent struct {
+	st     *store.Store
+	flags  agentFlags
+	m      *Main
+	dir    string // where promoted models are written to be loaded
+	logger *slog.Logger
+
+	mu       sync.Mutex
+	reloader *agent.Reloader
+	learned  *agent.Learned
+	status   httpapi.AgentStatus
+	refused  string // the promoted version last refused, not retried
+
+	histMu sync.Mutex
+	hist   map[domain.SourceRef]features.SourceHistory
+	histAt time.Time
+}
+
+func (m *Main) startServingAgent(ctx context.Context, st *store.Store, f agentFlags, dataDir string, poll time.Duration, logger *slog.Logger) *servingAgent {
+	a := &servingAgent{st: st, flags: f, m: m, dir: filepath.Join(dataDir, "models"), logger: logger}
+	a.sync(ctx)
+	if poll > 0 {
+		go func() {
+			t := time.NewTicker(poll)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					a.sync(ctx)
+				}
+			}
+		}()
+	}
+	return a
+}
+
+// sync loads the promoted model if it is not the one serving (or the model
+// file when none is promoted and none serves yet).
+func (a *servingAgent) sync(ctx context.Context) {
+	path, version := "", ""
+	mv, err := a.st.PromotedModel(ctx)
+	if err == nil {
+		a.mu.Lock()
+		refused := a.refused == mv.Version
+		a.mu.Unlock()
+		if refused {
+			return // said so once; a new promotion is tried
+		}
+	}
+	switch {
+	case err == nil && mv.FeatureSchema != features.SchemaHash():
+		a.fail(fmt.Errorf("promoted model %s extracts feature schema %s, this build %s: promote a model trained by this build", mv.Version, mv.FeatureSchema, features.SchemaHash()), mv.Version)
+		return
+	case err == nil:
+		a.mu.Lock()
+		same := a.status.ModelVersion == mv.Version && a.reloader != nil
+		a.mu.Unlock()
+		if same {
+			return
+		}
+		// Named by digest: a version is any text, a digest a safe name.
+		version, path = mv.Version, filepath.Join(a.dir, strings.TrimPrefix(mv.ONNXDigest, "sha256:")+".onnx")
+		if err := os.MkdirAll(a.dir, 0o755); err != nil {
+			a.fail(err, mv.Version)
+			return
+		}
+		if err := os.WriteFile(path, mv.ONNX, 0o644); err != nil {
+			a.fail(err, mv.Version)
+			return
+		}
+	case domain.ErrorCode(err) == domain.ENOTFOUND:
+		a.mu.Lock()
+		loaded := a.reloader != nil || a.status.Error != ""
+		a.mu.Unlock()
+		if loaded {
+			return // the file model serves (or failed) already
+		}
+		path, version = a.m.modelPath(a.flags), "file:"+a.m.modelPath(a.flags)
+	default:
+		a.logger.Error("AI_AGENT: reading the promoted model", "error", domain.ErrorMessage(err))
+		return
+	}
+	a.load(path, version)
+}
+
+func (a *servingAgent) load(path, version string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.reloader != nil {
+		if err := a.reloader.Reload(path); err != nil {
+			a.refused = version
+			a.logger.Error("AI_AGENT: the new model is refused; the current one keeps serving", "model", version, "error", err.Error())
+			return
+		}
+	} else {
+		f := a.flags
+		f.model = path
+		learned, r, err := a.m.loadAgent(f, a.history)
+		if err != nil {
+			a.refused = version
+			a.status = httpapi.AgentStatus{ModelVersion: version, Error: domain.ErrorMessage(err)}
+			a.logger.Error("AI_AGENT is unavailable", "model", version, "error", domain.ErrorMessage(err))
+			return
+		}
+		a.reloader, a.learned = r, learned
+	}
+	a.status = httpapi.AgentStatus{ModelVersion: version, FeatureSchema: features.SchemaHash(), LoadedAt: time.Now().UTC()}
+	a.logger.Info("AI_AGENT model loaded", "model", version, "path", path)
+}
+
+func (a *servingAgent) fail(err error, version string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.refused = version
+	if a.reloader != nil {
+		a.logger.Error("AI_AGENT: the promoted model is refused; the current one keeps serving", "model", version, "error", err.Error())
+		return
+	}
+	a.status = httpapi.AgentStatus{ModelVersion: version, Error: err.Error()}
+	a.logger.Error("AI_AGENT is unavailable", "model", version, "error", err.Error())
+}
+
+// Status implements httpapi.Agent.
+func (a *servingAgent) Status() httpapi.AgentStatus {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.status
+}
+
+// Resolver returns the AI_AGENT resolver, or the reason it is unavailable.
+func (a *servingAgent) Resolver() (*agent.Learned, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.learned == nil {
+		return nil, domain.Errorf(domain.EUNAVAILABLE, "AI_AGENT is unavailable: %s", a.status.Error)
+	}
+	return a.learned, nil
+}
+
+// history is the sources' track record, read at most once a historyTTL.
+func (a *servingAgent) history(ctx context.Context) (map[domain.SourceRef]features.SourceHistory, error) {
+	a.histMu.Lock()
+	defer a.histMu.Unlock()
+	if a.hist != nil && time.Since(a.histAt) < historyTTL {
+		return a.hist, nil
+	}
+	raw, err := a.st.SourceHistory(ctx)
+	if err != nil {
+		return nil, err
+	}
+	h := make(map[domain.SourceRef]features.SourceHistory, len(raw))
+	for ref, c := range raw {
+		h[ref] = features.SourceHistory{Compositions: c[0], Healthy: c[1]}
+	}
+	a.hist, a.histAt = h, time.Now()
+	return h, nil
+}
+
+func (a *servingAgent) close() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.reloader != nil {
+		a.reloader.Close()
+	}
+}
