@@ -67,7 +67,7 @@ onnxruntime: ## Make sure onnxruntime's C library exists (fetched once from npm 
 	echo "onnxruntime $(ORT_VERSION): $$lib (sha256 $(ORT_SHA256))"
 
 .PHONY: run
-run: build ## Build and serve on 127.0.0.1:8080 (managed Postgres under .snapcompose/ unless DATABASE_URL is set).
+run: build onnxruntime ## Build and serve on 127.0.0.1:8080 (managed Postgres under .snapcompose/ unless DATABASE_URL is set; AI_AGENT with model/negotiator.onnx).
 	@if [ -z "$$DATABASE_URL" ]; then $(MAKE) --no-print-directory postgres; fi
 	$(BIN)/snapcompose serve --addr $${SNAPCOMPOSE_ADDR:-127.0.0.1:8080}
 
@@ -146,7 +146,7 @@ golden: ## Rewrite golden files after an intended change of output.
 DEMO_AGENT := 127.0.0.1:7071
 
 .PHONY: demo
-demo: build ## Plan the seed manifest end to end: a snapagent on loopback captures examples/seed/live and a demo service.
+demo: build onnxruntime ## Plan the seed manifest end to end: a snapagent on loopback captures examples/seed/live and a demo service.
 	@test -d cmd/snapagent || { echo "make demo needs cmd/snapagent, which is not in this checkout"; exit 1; }
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/snapagent ./cmd/snapagent
 	$(GO) build -o examples/seed/live/var/app/bin/api ./examples/seed/live/demo-service
@@ -165,9 +165,11 @@ demo: build ## Plan the seed manifest end to end: a snapagent on loopback captur
 	wait_for http://127.0.0.1:9090/healthz "the demo's api" "$$tmp/api.log" || exit 1; \
 	wait_for http://$(DEMO_AGENT)/healthz snapagent "$$tmp/agent.log" || exit 1; \
 	echo "== letting snapagent take a few usage samples"; sleep 3; \
-	echo "== the manifest asks for AI_AGENT, whose model does not exist yet, so the demo plans with --strategy PRIORITY"; \
-	echo "== $(BIN)/snapcompose plan -f examples/seed/manifest.json --catalog examples/seed/catalog --hosts examples/seed/hosts.yaml --strategy PRIORITY"; \
+	echo "== the manifest's own strategy, AI_AGENT, with model/negotiator.onnx:"; \
+	echo "== $(BIN)/snapcompose plan -f examples/seed/manifest.json --catalog examples/seed/catalog --hosts examples/seed/hosts.yaml"; \
 	echo; \
+	$(BIN)/snapcompose plan -f examples/seed/manifest.json --catalog examples/seed/catalog --hosts examples/seed/hosts.yaml || exit 1; \
+	echo; echo "== the same with --strategy PRIORITY:"; echo; \
 	$(BIN)/snapcompose plan -f examples/seed/manifest.json --catalog examples/seed/catalog --hosts examples/seed/hosts.yaml --strategy PRIORITY
 
 .PHONY: clean

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -88,17 +89,7 @@ func TestAIAgentModelErrors(t *testing.T) {
 			t.Setenv("SNAPCOMPOSE_MODEL", tt.env)
 			args := append([]string{"plan", "-f", seedTemplates, "--catalog", seedCatalog, "--strategy", "AI_AGENT"}, tt.args...)
 			code, out, errOut := run(t, "", args...)
-			if code != tt.code {
-				t.Errorf("exit %d, want %d; stderr: %s", code, tt.code, errOut)
-			}
-			if out != "" {
-				t.Errorf("a plan was printed:\n%s", out)
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(errOut, w) {
-					t.Errorf("stderr does not mention %q: %s", w, errOut)
-				}
-			}
+			refused(t, code, tt.code, out, errOut, tt.want...)
 		})
 	}
 }
@@ -124,15 +115,47 @@ func TestAIAgentMissingLibrary(t *testing.T) {
 	} else if err != nil {
 		t.Fatal(err)
 	}
-	if code != 1 {
-		t.Errorf("exit %d, want 1; stderr: %s", code, stderr.String())
+	refused(t, code, 1, stdout.String(), stderr.String(), "AI_AGENT is unavailable", missing, "make onnxruntime")
+}
+
+// TestEvalAgent replays the first 300 held-out compositions of the
+// committed model's card through the serving path: every policy has its
+// row, and AI_AGENT as served decides as well as the trainer's own forward
+// pass of the same network (within noise: float32 onnxruntime, the joint
+// choice).
+func TestEvalAgent(t *testing.T) {
+	t.Setenv("ONNXRUNTIME_LIB", agenttest.Library(t))
+	code, out, errOut := run(t, "", "eval", "agent", "--model", agenttest.ModelPath(), "--pods", "../../"+registry.DefaultPods, "--limit", "300", "--output", "json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	for _, w := range []string{"AI_AGENT is unavailable", missing, "make onnxruntime"} {
-		if !strings.Contains(stderr.String(), w) {
-			t.Errorf("stderr does not mention %q: %s", w, stderr.String())
+	var rep struct {
+		Compositions int `json:"compositions"`
+		HeldOut      int `json:"held_out"`
+		Rows         []struct {
+			Policy  string  `json:"policy"`
+			Success float64 `json:"success"`
+		} `json:"rows"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	got := map[string]float64{}
+	for _, r := range rep.Rows {
+		got[r.Policy] = r.Success
+	}
+	if rep.Compositions != 300 || rep.HeldOut < 2000 {
+		t.Errorf("judged %d of %d held-out compositions, want 300 of at least 2,000", rep.Compositions, rep.HeldOut)
+	}
+	for _, p := range []string{"FIRST_WIN", "LAST_WIN", "PRIORITY", "oracle", "mlp", "AI_AGENT (serving)"} {
+		if _, ok := got[p]; !ok {
+			t.Errorf("no row for %s in %v", p, got)
 		}
 	}
-	if strings.Contains(stdout.String(), "Conflicts") {
-		t.Errorf("a plan was printed: %s", stdout.String())
+	if d := got["AI_AGENT (serving)"] - got["mlp"]; d < -0.02 || d > 0.02 {
+		t.Errorf("served AI_AGENT %.3f against the trainer's forward pass %.3f", got["AI_AGENT (serving)"], got["mlp"])
+	}
+	if got["AI_AGENT (serving)"] < got["PRIORITY"]+0.1 {
+		t.Errorf("served AI_AGENT %.3f is not clearly above PRIORITY %.3f", got["AI_AGENT (serving)"], got["PRIORITY"])
 	}
 }

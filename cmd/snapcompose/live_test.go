@@ -219,17 +219,7 @@ func TestPlanLiveSourceErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			code, stdout, stderr := run(t, "", tt.args...)
-			if code != tt.wantCode {
-				t.Errorf("exit code = %d, want %d; stderr:\n%s", code, tt.wantCode, stderr)
-			}
-			if stdout != "" {
-				t.Errorf("a plan was written despite the error:\n%s", stdout)
-			}
-			for _, frag := range tt.wantErr {
-				if !strings.Contains(stderr, frag) {
-					t.Errorf("stderr does not mention %q:\n%s", frag, stderr)
-				}
-			}
+			refused(t, code, tt.wantCode, stdout, stderr, tt.wantErr...)
 			if strings.Contains(stderr, agentToken) {
 				t.Errorf("stderr shows the token:\n%s", stderr)
 			}
@@ -244,4 +234,21 @@ func writeTemp(t *testing.T, name, body string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// refused checks a command that must fail: its exit code, no plan written,
+// and an error that mentions every fragment.
+func refused(t *testing.T, code, wantCode int, stdout, stderr string, fragments ...string) {
+	t.Helper()
+	if code != wantCode {
+		t.Errorf("exit code = %d, want %d; stderr:\n%s", code, wantCode, stderr)
+	}
+	if stdout != "" {
+		t.Errorf("a plan was written despite the error:\n%s", stdout)
+	}
+	for _, frag := range fragments {
+		if !strings.Contains(stderr, frag) {
+			t.Errorf("stderr does not mention %q:\n%s", frag, stderr)
+		}
+	}
 }

@@ -18,7 +18,7 @@
 //	      resources:
 //	        limits: {cpus: "2", memory: 4G}       # what it asks for
 //	        reservations: {cpus: "1", memory: 2G} # the least it accepts
-//	    x-snapcompose: {disk: 50GB, min_disk: 20GB, optional: false}
+//	    x-snapcompose: {disk: 50GB, min_disk: 20GB, optional: false, latency_sensitive: true}
 //
 // Templates are loaded the same way on every machine: interpolation sees an
 // empty environment (so ${X:-default} works and a bare ${X} is an error),

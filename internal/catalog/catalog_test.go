@@ -452,7 +452,7 @@ func TestLoadTemplateErrors(t *testing.T) {
 		{name: "unknown template key", file: "unknown_template_key.yaml",
 			want: "testdata/unknown_template_key.yaml: x-snapcompose.owner: unknown key; the accepted keys are description, env, id, tags"},
 		{name: "unknown service key", file: "unknown_service_key.yaml",
-			want: "testdata/unknown_service_key.yaml: services.web.x-snapcompose.size: unknown key; the accepted keys are disk, min_disk, optional"},
+			want: "testdata/unknown_service_key.yaml: services.web.x-snapcompose.size: unknown key; the accepted keys are disk, latency_sensitive, min_disk, optional"},
 		{name: "id does not match file", file: "id_mismatch.yaml",
 			want: "testdata/id_mismatch.yaml: x-snapcompose.id: \"template_x\" does not match the template's id \"id_mismatch\" (from its file name)"},
 		{name: "block missing", file: "missing_block.yaml",
@@ -473,6 +473,10 @@ func TestLoadTemplateErrors(t *testing.T) {
 			want: "testdata/tags_not_list.yaml: x-snapcompose.tags: must be a list of strings, not a string"},
 		{name: "optional not a boolean", file: "optional_not_bool.yaml",
 			want: "testdata/optional_not_bool.yaml: services.web.x-snapcompose.optional: must be true or false, not a string"},
+		{name: "latency_sensitive not a boolean", file: "latency_not_bool.yaml",
+			want: "testdata/latency_not_bool.yaml: services.web.x-snapcompose.latency_sensitive: must be true or false, not a number"},
+		{name: "optional and latency sensitive", file: "optional_and_latency.yaml",
+			want: "testdata/optional_and_latency.yaml: services.web.x-snapcompose: optional and latency_sensitive: a service others wait on cannot be left out"},
 		{name: "protocol", file: "bad_protocol.yaml",
 			want: "testdata/bad_protocol.yaml: services.web.ports: protocol \"sctp\" of published port \"8080\" is not supported: use tcp or udp"},
 		{name: "two services on one host port", file: "port_collision.yaml",
@@ -1152,6 +1156,24 @@ func BenchmarkLoadTemplate(b *testing.B) {
 	for b.Loop() {
 		if _, err := LoadTemplate(context.Background(), "template_b/compose.yaml", body); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+func TestLatencySensitive(t *testing.T) {
+	snap := load(t, "lat.yaml", `
+x-snapcompose:
+  id: lat
+services:
+  db:
+    image: postgres:16
+    x-snapcompose: {latency_sensitive: true}
+  batch:
+    image: busybox:1
+`)
+	for _, s := range snap.Services {
+		if want := s.Name == "db"; s.LatencySensitive != want {
+			t.Errorf("%s: latency sensitive %v, want %v", s.Name, s.LatencySensitive, want)
 		}
 	}
 }

@@ -26,7 +26,7 @@ const extensionKey = "x-snapcompose"
 // Keys accepted inside the two x-snapcompose blocks.
 var (
 	templateKeys = []string{"description", "env", "id", "tags"}
-	serviceKeys  = []string{"disk", "min_disk", "optional"}
+	serviceKeys  = []string{"disk", "latency_sensitive", "min_disk", "optional"}
 )
 
 // Limits on what one template may declare, so that a hostile template cannot
@@ -195,9 +195,9 @@ func (c *converter) service(s types.ServiceConfig) domain.Service {
 	}
 	svc.Requested, svc.Minimum = c.compute(s)
 
-	disk, minDisk, optional := c.serviceBlock(s)
+	disk, minDisk, optional, latency := c.serviceBlock(s)
 	svc.Requested.DiskBytes, svc.Minimum.DiskBytes = disk, minDisk
-	svc.Optional = optional
+	svc.Optional, svc.LatencySensitive = optional, latency
 	// What the service reads: the environment-wide variables it takes by
 	// name (`environment: [NAME]`, a name without a value).
 	for name, v := range s.Environment {
@@ -524,28 +524,42 @@ func (c *converter) bytes(v int64, where, name string) amount {
 }
 
 // serviceBlock reads a service's x-snapcompose block: its disk, the least
-// disk it accepts, and whether the composition may drop it.
-func (c *converter) serviceBlock(s types.ServiceConfig) (disk, minDisk int64, optional bool) {
+// disk it accepts, whether the composition may drop it, and whether others
+// wait on it in their request path.
+func (c *converter) serviceBlock(s types.ServiceConfig) (disk, minDisk int64, optional, latency bool) {
 	where := "services." + s.Name + "." + extensionKey
 	raw, ok := s.Extensions[extensionKey]
 	if !ok {
-		return 0, 0, false
+		return 0, 0, false, false
 	}
 	block, ok := c.mapping(where, raw, serviceKeys)
 	if !ok {
-		return 0, 0, false
+		return 0, 0, false, false
 	}
 	d := c.size(block, "disk", where)
 	m := c.size(block, "min_disk", where)
-	if v, ok := block["optional"]; ok {
-		if optional, ok = v.(bool); !ok {
-			c.problemf(where+".optional", "must be true or false, not %s", describe(v))
-		}
+	optional = c.flag(block, "optional", where)
+	latency = c.flag(block, "latency_sensitive", where)
+	if optional && latency {
+		c.problemf(where, "optional and latency_sensitive: a service others wait on cannot be left out")
 	}
 	if d.set && m.set && m.value > d.value {
 		c.problemf(m.where, "%s is above disk %s", quantity.FormatBytes(m.value), quantity.FormatBytes(d.value))
 	}
-	return either(d, m), either(m, d), optional
+	return either(d, m), either(m, d), optional, latency
+}
+
+// flag reads a true/false key of block.
+func (c *converter) flag(block map[string]any, key, where string) bool {
+	v, ok := block[key]
+	if !ok {
+		return false
+	}
+	b, ok := v.(bool)
+	if !ok {
+		c.problemf(where+"."+key, "must be true or false, not %s", describe(v))
+	}
+	return b
 }
 
 func (c *converter) size(block map[string]any, key, where string) amount {

@@ -41,6 +41,17 @@ func (c *Composition) Apply(d domain.Decision, ch domain.Choice) error {
 	if res.Winner != nil {
 		winner = *res.Winner
 	}
+	if gone := c.winnerGone(d.Conflict, winner); gone != "" {
+		// Dropped earlier in the round: serving the others with it, or
+		// making way for it, would lose them. Nothing is done; whatever
+		// still collides is listed again (Decisions) and settled anew.
+		res.Changes = nil
+		res.Detail += fmt.Sprintf(" (not carried out: %s had already left the composition, so what still collides is settled again)", gone)
+		cf := d.Conflict
+		cf.Resolution = &res
+		c.conflicts = append(c.conflicts, cf)
+		return nil
+	}
 	var moot []string
 	for _, change := range res.Changes {
 		if !c.apply(change, winner) {
@@ -54,6 +65,21 @@ func (c *Composition) Apply(d domain.Decision, ch domain.Choice) error {
 	cf.Resolution = &res
 	c.conflicts = append(c.conflicts, cf)
 	return nil
+}
+
+// winnerGone names the winner's service of a service or port conflict when
+// it is no longer in the composition, and returns "" otherwise.
+func (c *Composition) winnerGone(cf domain.Conflict, winner domain.SourceRef) string {
+	if cf.Kind != domain.ServiceClaim && cf.Kind != domain.PortClaim {
+		return ""
+	}
+	snap := c.snapIndex(winner)
+	for _, cl := range cf.Claimants {
+		if cl.Source == winner && cl.Owner != "" && snap >= 0 && c.service(serviceID{snap, cl.Owner}) == nil {
+			return fmt.Sprintf("%s (%s)", cl.Owner, winner)
+		}
+	}
+	return ""
 }
 
 func alternatives(d domain.Decision, ch domain.Choice) []domain.Alternative {
@@ -138,6 +164,12 @@ func (c *Composition) apply(ch domain.Change, winner domain.SourceRef) bool {
 			}
 			c.removeService(id)
 			c.dropped = append(c.dropped, domain.Dropped{Name: name, Source: c.ref(id.snap), Reason: reason})
+			// The sources it served as a shared instance lose it too.
+			for _, ref := range c.shared[id] {
+				c.dropped = append(c.dropped, domain.Dropped{Name: name, Source: ref,
+					Reason: fmt.Sprintf("was served by %s (%s), which was dropped: %s", id.name, c.ref(id.snap), reason)})
+			}
+			delete(c.shared, id)
 		}
 	case domain.OpRemapPort:
 		svc := c.service(serviceID{snap, ch.Service})
@@ -173,6 +205,12 @@ func (c *Composition) apply(ch domain.Change, winner domain.SourceRef) bool {
 		n := len(s.Env)
 		s.Env = slices.DeleteFunc(s.Env, func(e domain.EnvVar) bool { return e.Name == ch.Name })
 		return len(s.Env) < n
+	case domain.OpMergeEnv:
+		v := c.envVar(snap, ch.Name)
+		if v == nil {
+			return false
+		}
+		v.Value, v.Digest = ch.To, ""
 	case domain.OpDiscardFile:
 		n := len(s.Files)
 		s.Files = slices.DeleteFunc(s.Files, func(f domain.File) bool { return f.Path == ch.Name })

@@ -49,6 +49,11 @@ func (c *Composition) Decisions(kind domain.ClaimKind) []domain.Decision {
 		for _, w := range winners(g) {
 			d.Candidates = append(d.Candidates, c.candidates(r, g, w)...)
 		}
+		if kind == domain.EnvClaim {
+			if m, ok := c.mergeCandidate(g); ok {
+				d.Candidates = append(d.Candidates, m)
+			}
+		}
 		c.checkMinimums(&d, firm)
 		out = append(out, d)
 	}
@@ -67,7 +72,7 @@ func (c *Composition) decisionContext(n int) *domain.DecisionContext {
 	var facts []domain.ServiceFacts
 	for _, m := range c.Members() {
 		facts = append(facts, domain.ServiceFacts{
-			Source: m.Source.Ref(), Name: m.Name, Optional: m.Optional, Dependents: len(m.Dependents),
+			Source: m.Source.Ref(), Name: m.Name, Optional: m.Optional, LatencySensitive: m.LatencySensitive, Dependents: len(m.Dependents),
 			Requested: m.Requested, Minimum: m.Minimum,
 		})
 	}

@@ -13,6 +13,8 @@ type Member struct {
 	Name     string // in the composition
 	Original string // as its source names it (differs after a rename)
 	Optional bool
+	// LatencySensitive is the service's mark (domain.Service).
+	LatencySensitive bool
 	// Requested and Minimum are what it asks for and the least it accepts.
 	Requested domain.Resources
 	Minimum   domain.Resources
@@ -37,7 +39,7 @@ func (c *Composition) Members() []Member {
 				original = svc.RenamedFrom
 			}
 			out = append(out, Member{
-				Source: s.Source, Name: svc.Name, Original: original, Optional: svc.Optional,
+				Source: s.Source, Name: svc.Name, Original: original, Optional: svc.Optional, LatencySensitive: svc.LatencySensitive,
 				Requested: svc.Requested, Minimum: svc.Minimum,
 			})
 		}

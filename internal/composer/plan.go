@@ -58,7 +58,7 @@ func (c *Composition) Plan() (*domain.Plan, error) {
 				Name: svc.Name, Source: ref, RenamedFrom: svc.RenamedFrom,
 				SharedWith: c.shared[serviceID{si, svc.Name}],
 				Image:      svc.Image, Ports: nonNil(svc.Ports), DependsOn: nonNil(svc.DependsOn), Volumes: nonNil(svc.Volumes),
-				Optional: svc.Optional, Requested: svc.Requested, Minimum: svc.Minimum, Reads: slices.Clone(svc.Reads),
+				Optional: svc.Optional, LatencySensitive: svc.LatencySensitive, Requested: svc.Requested, Minimum: svc.Minimum, Reads: slices.Clone(svc.Reads),
 				// A service gets what it asks for until an allocator says
 				// otherwise.
 				Allocation: svc.Requested,

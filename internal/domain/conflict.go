@@ -94,6 +94,7 @@ const (
 	OpShareVolume   ChangeOp = "share_volume"   // Source's Volume is the winner's
 	OpDiscardEnv    ChangeOp = "discard_env"    // Source's variable yields to the winner's
 	OpDiscardFile   ChangeOp = "discard_file"   // Source's file yields to the winner's
+	OpMergeEnv      ChangeOp = "merge_env"      // Source's variable Name takes the merged value To
 )
 
 // Change is one elementary edit a resolution makes.

@@ -55,9 +55,11 @@ type PlanService struct {
 	DependsOn   []string    `json:"depends_on"`
 	Volumes     []string    `json:"volumes"`
 	Optional    bool        `json:"optional"`
-	Requested   Resources   `json:"requested"`
-	Minimum     Resources   `json:"minimum"`
-	Allocation  Resources   `json:"allocation"`
+	// LatencySensitive: others wait on it in their request path.
+	LatencySensitive bool      `json:"latency_sensitive,omitempty"`
+	Requested        Resources `json:"requested"`
+	Minimum          Resources `json:"minimum"`
+	Allocation       Resources `json:"allocation"`
 	// Reads lists the environment-wide keys the service is known to read
 	// ("env:NAME", "file:/path").
 	Reads []string `json:"reads,omitempty"`
@@ -156,9 +158,10 @@ func NewDecisionContext(services []ServiceFacts, capturedAt map[SourceRef]time.T
 
 // ServiceFacts describes one service of a composition.
 type ServiceFacts struct {
-	Source   SourceRef
-	Name     string
-	Optional bool
+	Source           SourceRef
+	Name             string
+	Optional         bool
+	LatencySensitive bool
 	// Dependents counts the services that need it, directly or not.
 	Dependents int
 	Requested  Resources

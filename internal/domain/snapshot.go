@@ -31,6 +31,10 @@ type Service struct {
 	Requested Resources
 	Minimum   Resources
 	Optional  bool
+	// LatencySensitive marks a service others wait on in their request path
+	// (OpenB QoS class LS; x-snapcompose latency_sensitive): losing it
+	// fails what needs it.
+	LatencySensitive bool
 	// Runtime digests what the service runs (image, command, entrypoint, its
 	// own environment, mount targets, ...). Two services with equal Runtime
 	// are interchangeable, so one instance can serve both: "share".

@@ -35,7 +35,7 @@ import (
 )
 
 // Version is the feature layout's version.
-const Version = 1
+const Version = 2
 
 // The features, in order. Each is documented where it is computed
 // (extract); see also the README's table.
@@ -84,6 +84,8 @@ const (
 	KeyDataLike
 	KeyConfigLike
 	KeySecret
+	WinnerOwnerLatency
+	LoserOwnerLatency
 	numFeatures
 )
 
@@ -133,6 +135,8 @@ var Names = [numFeatures]string{
 	KeyDataLike:           "key_data_like",
 	KeyConfigLike:         "key_config_like",
 	KeySecret:             "key_secret",
+	WinnerOwnerLatency:    "winner_owner_latency_sensitive",
+	LoserOwnerLatency:     "loser_owner_latency_sensitive",
 }
 
 // Count is the length of a feature vector.
@@ -317,6 +321,7 @@ func extract(out []float32, m *domain.Manifest, sources map[domain.SourceRef]dom
 		if winnerClaim != nil && winnerClaim.Owner != "" {
 			if svc, ok := ctx.Service(winnerClaim.Source, winnerClaim.Owner); ok {
 				f[WinnerOwnerOptional] = flag(svc.Optional)
+				f[WinnerOwnerLatency] = flag(svc.LatencySensitive)
 				f[WinnerOwnerDependents] = math.Log1p(float64(svc.Dependents))
 				f[WinnerCPUShare] = share(svc.Requested.CPUMillicores, m.ResourceLimits.CPUMillicores)
 				f[WinnerMemoryShare] = share(svc.Requested.MemoryBytes, m.ResourceLimits.MemoryBytes)
@@ -343,6 +348,7 @@ func extract(out []float32, m *domain.Manifest, sources map[domain.SourceRef]dom
 		}
 		if svc, ok := ctx.Service(c.Source, c.Owner); ok {
 			f[LoserOwnerOptional] = math.Max(f[LoserOwnerOptional], flag(svc.Optional))
+			f[LoserOwnerLatency] = math.Max(f[LoserOwnerLatency], flag(svc.LatencySensitive))
 			f[LoserOwnerDependents] = math.Max(f[LoserOwnerDependents], math.Log1p(float64(svc.Dependents)))
 			f[LoserCPUShare] = math.Max(f[LoserCPUShare], share(svc.Requested.CPUMillicores, m.ResourceLimits.CPUMillicores))
 			f[LoserMemoryShare] = math.Max(f[LoserMemoryShare], share(svc.Requested.MemoryBytes, m.ResourceLimits.MemoryBytes))

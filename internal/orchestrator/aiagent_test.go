@@ -268,10 +268,11 @@ func TestAIAgentHotReloadUnderLoad(t *testing.T) {
 // TestEveryCandidateKeepsPlansValid carries out every kind of candidate:
 // a resolver that takes the k-th usable candidate of each decision, for
 // every k, over random compositions. Each plan must stay valid: unique
-// names and host ports, no dangling dependency.
+// names and host ports, no dangling dependency, no service lost without a
+// trace.
 func TestEveryCandidateKeepsPlansValid(t *testing.T) {
 	seen := map[string]int{}
-	for i, srcs := range compositions(80, 5) {
+	for i, srcs := range compositions(200, 5) {
 		for k := range 6 {
 			o, m := setup(t, domain.Priority, srcs...)
 			rot := &rotating{k: k, seen: seen}
@@ -285,10 +286,11 @@ func TestEveryCandidateKeepsPlansValid(t *testing.T) {
 			if p != nil {
 				plantest.ValidatePlan(t, p)
 				checkInvariants(t, p)
+				checkNothingLost(t, m.Name, srcs, p)
 			}
 		}
 	}
-	for _, want := range []string{"service/share", "service/rename", "service/drop", "volume/rename", "volume/share", "port/remap", "port/drop", "env/keep", "file/keep"} {
+	for _, want := range []string{"service/share", "service/rename", "service/drop", "volume/rename", "volume/share", "port/remap", "port/drop", "env/keep", "env/merge", "file/keep"} {
 		if seen[want] == 0 {
 			t.Errorf("no %s candidate was carried out", want)
 		}

@@ -17,6 +17,10 @@ import (
 	"github.com/snapcompose/snapcompose/internal/negotiate"
 )
 
+// maxRounds bounds the rounds of one kind of conflict: each round settles
+// at least one claimant's conflict for good, so a few suffice.
+const maxRounds = 16
+
 // maxConcurrentRetrievals bounds how many sources are fetched at once.
 const maxConcurrentRetrievals = 8
 
@@ -113,20 +117,31 @@ func (o *Orchestrator) Plan(ctx context.Context, m *domain.Manifest) (*domain.Pl
 		resolver, weigh = v.ForPlan()
 	}
 	for _, kind := range domain.ClaimKinds {
-		decisions := comp.Decisions(kind)
-		if len(decisions) == 0 {
-			continue
-		}
-		choices, err := resolver.Resolve(ctx, m, decisions)
-		if err != nil {
-			return nil, fmt.Errorf("settling %s conflicts with %s: %w", kind, m.ConflictResolution, err)
-		}
-		if len(choices) != len(decisions) {
-			return nil, fmt.Errorf("%s answered %d of %d %s conflicts", m.ConflictResolution, len(choices), len(decisions), kind)
-		}
-		for i, d := range decisions {
-			if err := comp.Apply(d, choices[i]); err != nil {
-				return nil, fmt.Errorf("settling %s: %w", d.Conflict.Key, err)
+		// A round settles every conflict of the kind. A choice made moot by
+		// an earlier one in the round (its winner was dropped) leaves what
+		// still collides to another round.
+		for round := 0; ; round++ {
+			decisions := comp.Decisions(kind)
+			if len(decisions) == 0 {
+				break
+			}
+			if round == maxRounds {
+				return nil, fmt.Errorf("%s conflicts still remain after %d rounds (%s, ...)", kind, maxRounds, decisions[0].Conflict.Key)
+			}
+			choices, err := resolver.Resolve(ctx, m, decisions)
+			if err != nil {
+				return nil, fmt.Errorf("settling %s conflicts with %s: %w", kind, m.ConflictResolution, err)
+			}
+			if len(choices) != len(decisions) {
+				return nil, fmt.Errorf("%s answered %d of %d %s conflicts", m.ConflictResolution, len(choices), len(decisions), kind)
+			}
+			for i, d := range decisions {
+				if err := comp.Apply(d, choices[i]); err != nil {
+					return nil, fmt.Errorf("settling %s: %w", d.Conflict.Key, err)
+				}
+			}
+			if kind == domain.CPUClaim || kind == domain.MemoryClaim || kind == domain.DiskClaim {
+				break // demand over a limit: one round, the allocator does the rest
 			}
 		}
 	}

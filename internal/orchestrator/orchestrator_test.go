@@ -490,3 +490,73 @@ func TestRetrievalErrorsKeepTheirCode(t *testing.T) {
 		t.Errorf("AI_AGENT without a model: err = %v, want EUNAVAILABLE", err)
 	}
 }
+
+// merging chooses a merge where there is a usable one, and otherwise the
+// first usable candidate.
+type merging struct{ candidates map[string][]domain.Candidate }
+
+func (merging) Strategy() domain.Strategy { return domain.AIAgent }
+
+func (m merging) Resolve(_ context.Context, _ *domain.Manifest, ds []domain.Decision) ([]domain.Choice, error) {
+	out := make([]domain.Choice, len(ds))
+	for i, d := range ds {
+		m.candidates[d.Conflict.Key] = d.Candidates
+		out[i].Candidate = -1
+		for j, c := range d.Candidates {
+			if c.Rejected == "" && (out[i].Candidate < 0 || c.Resolution.Action == domain.Merge) {
+				out[i].Candidate = j
+			}
+		}
+	}
+	return out, nil
+}
+
+// TestMergeListVariables: variables that hold lists can be merged, each
+// item once in claimant order; a secret list cannot (its values are
+// digests); a single value is never offered a merge.
+func TestMergeListVariables(t *testing.T) {
+	t.Parallel()
+	mk := func(id, flags, path, level string) source {
+		return source{id: id, snap: domain.Snapshot{Env: []domain.EnvVar{
+			{Name: "FEATURE_FLAGS", Value: flags}, {Name: "PYTHONPATH", Value: path}, {Name: "LOG_LEVEL", Value: level},
+			{Name: "API_TOKEN_LIST", Digest: domain.Digest([]byte(id))},
+		}}}
+	}
+	o, m := setup(t, domain.AIAgent, mk("a", "search,cart", "/opt/a:/opt/lib", "info"), mk("b", "cart, checkout", "/opt/lib:/opt/b", "debug"))
+	seen := merging{candidates: map[string][]domain.Candidate{}}
+	o.WithResolver(seen)
+	p, err := o.Plan(context.Background(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plantest.ValidatePlan(t, p)
+	want := map[string]string{"FEATURE_FLAGS": "search,cart,checkout", "PYTHONPATH": "/opt/a:/opt/lib:/opt/b", "LOG_LEVEL": "info"}
+	for _, e := range p.Env {
+		if w, ok := want[e.Name]; ok && (e.Value == nil || *e.Value != w) {
+			t.Errorf("%s = %v, want %q", e.Name, e.Value, w)
+		}
+		if e.Name == "API_TOKEN_LIST" && e.Value != nil {
+			t.Errorf("the secret list carries a value: %q", *e.Value)
+		}
+	}
+	if n := len(p.Env); n != 4 {
+		t.Errorf("%d variables in the plan, want 4: %+v", n, p.Env)
+	}
+	hasMerge := func(key string) (domain.Candidate, bool) {
+		for _, c := range seen.candidates[key] {
+			if c.Resolution.Action == domain.Merge {
+				return c, true
+			}
+		}
+		return domain.Candidate{}, false
+	}
+	if _, ok := hasMerge("env:LOG_LEVEL"); ok {
+		t.Error("LOG_LEVEL, a single value, was offered a merge")
+	}
+	if c, ok := hasMerge("env:API_TOKEN_LIST"); !ok || !strings.Contains(c.Rejected, "secret") {
+		t.Errorf("API_TOKEN_LIST merge = %+v, want one rejected as a secret", c)
+	}
+	if c := conflict(t, p, "env:FEATURE_FLAGS"); c.Resolution.Action != domain.Merge {
+		t.Errorf("FEATURE_FLAGS settled by %s, want merge", c.Resolution.Action)
+	}
+}

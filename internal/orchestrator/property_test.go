@@ -52,6 +52,9 @@ func randomSources(rng *rand.Rand) []source {
 			}
 		}
 		if rng.IntN(2) == 0 {
+			s.snap.Env = append(s.snap.Env, domain.EnvVar{Name: "FEATURE_FLAGS", Value: fmt.Sprintf("f%d,f%d", rng.IntN(3), 3+rng.IntN(3))})
+		}
+		if rng.IntN(2) == 0 {
 			s.snap.Files = []domain.File{{Path: "/etc/app.conf", Digest: fmt.Sprintf("sha256:%d", rng.IntN(3)), Size: 1}}
 		}
 		out[i] = s

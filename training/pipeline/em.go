@@ -28,7 +28,7 @@ import (
 // ranks candidates by.
 
 // DefaultRounds is how many EM rounds Fit runs after the first fit.
-const DefaultRounds = 4
+const DefaultRounds = 8
 
 // Fit trains on d with EM over its failed compositions and returns the
 // last round's result, its Metrics recomputed on the hard labels. rounds
@@ -68,72 +68,164 @@ func Fit(d *Data, cfg train.Config, rounds int) (*train.Result, error) {
 	return res, nil
 }
 
-// estep sets the soft labels y of the suspects of every failed group from
-// the network's scores; every other row keeps its hard label. Each
-// unhealthy service is evidence that at least one decision touching it
-// failed; a decision touching several unhealthy services combines their
-// evidence as if independent. A failed group with no unhealthy service
-// seen (a failure outside what the services show) falls back to the
-// composition: at least one of its decisions failed.
+// VerdictNoise is how often the E-step takes a composition's verdict to
+// be wrong (a flaky health check); the simulator flips 2%.
+const VerdictNoise = 0.02
+
+// maxExact bounds the suspects of a composition whose posterior the E-step
+// computes exactly (2^maxExact failure sets); beyond it, approxStep.
+const maxExact = 14
+
+// estep sets the soft labels y of the suspects of every composition from
+// the network's scores: the posterior probability, under the noisy-AND
+// model, that each decision was fine given what the monitor saw. Every
+// other row keeps its hard label (a decision whose touched services are
+// all healthy was fine). See exactStep.
 func estep(net *nn.Network, d *Data, y []float64, groups map[int64][]int) {
 	hard := d.Dataset
 	for g, rows := range groups {
-		if !d.Failed[g] {
+		var suspects []int
+		for _, i := range rows {
+			if hard.Y[i] == 0 {
+				suspects = append(suspects, i)
+			}
+		}
+		if len(suspects) == 0 {
 			continue
 		}
 		score := map[int]float64{}
-		for _, i := range rows {
+		for _, i := range suspects {
 			score[i] = net.Forward(hard.X[i])
 		}
-		health := d.Health[g]
-		// P[s]: the probability, under the network, that every decision
-		// touching unhealthy service s was fine.
-		P := map[int]float64{}
-		for _, i := range rows {
-			for _, s := range touchedOf(d, i) {
-				if s < len(health) && !health[s] {
-					if _, ok := P[s]; !ok {
-						P[s] = 1
-					}
-					P[s] *= score[i]
-				}
+		if len(suspects) <= maxExact {
+			exactStep(d, g, suspects, score, y)
+		} else {
+			approxStep(d, g, rows, score, y)
+		}
+	}
+}
+
+// exactStep is the exact posterior over which suspects failed: a set F of
+// failed decisions explains what was seen when the services its members
+// touch are exactly the unhealthy ones (a failed decision breaks every
+// service it touches; services are reported truly), and the verdict says
+// failed when F is not empty, with probability 1-FlipNoise. Its prior is
+// the product of (1-σ) over F and σ over the other suspects.
+func exactStep(d *Data, g int64, suspects []int, score map[int]float64, y []float64) {
+	health := d.Health[g]
+	broken := 0 // bit set of the unhealthy services, by index
+	var index = map[int]int{}
+	for s, ok := range health {
+		if !ok {
+			index[s] = len(index)
+		}
+	}
+	if len(index) > 62 {
+		approxStep(d, g, suspects, score, y)
+		return
+	}
+	for _, b := range index {
+		broken |= 1 << b
+	}
+	covers := make([]int, len(suspects))
+	for k, i := range suspects {
+		for _, s := range touchedOf(d, i) {
+			if b, ok := index[s]; ok {
+				covers[k] |= 1 << b
 			}
 		}
-		if len(P) == 0 {
-			var suspects []int
-			for _, i := range rows {
-				if hard.Y[i] == 0 {
-					suspects = append(suspects, i)
-				}
+	}
+	failedVerdict := d.Failed[g]
+	var total float64
+	fine := make([]float64, len(suspects)) // Σ L(F) over F without suspect k
+	for set := 0; set < 1<<len(suspects); set++ {
+		cover := 0
+		l := 1.0
+		for k, i := range suspects {
+			if set&(1<<k) != 0 {
+				cover |= covers[k]
+				l *= 1 - score[i]
+			} else {
+				l *= score[i]
 			}
-			if len(suspects) == 0 {
-				suspects = rows
-			}
-			p := 1.0
-			for _, i := range suspects {
-				p *= score[i]
-			}
-			for _, i := range suspects {
-				y[i] = posterior(score[i], p)
-			}
+		}
+		if cover != broken {
 			continue
 		}
-		for _, i := range rows {
-			if hard.Y[i] == 1 {
-				continue
-			}
-			v, seen := score[i], false
-			for _, s := range touchedOf(d, i) {
-				if p, ok := P[s]; ok {
-					seen = true
-					v *= posterior(score[i], p) / max(score[i], 1e-12)
-				}
-			}
-			if !seen {
-				v = score[i]
-			}
-			y[i] = min(max(v, 0), 1)
+		if (set != 0) == failedVerdict {
+			l *= 1 - VerdictNoise
+		} else {
+			l *= VerdictNoise
 		}
+		total += l
+		for k := range suspects {
+			if set&(1<<k) == 0 {
+				fine[k] += l
+			}
+		}
+	}
+	if total <= 0 {
+		return // nothing explains it (cannot happen under the model): keep the hard labels
+	}
+	for k, i := range suspects {
+		y[i] = min(max(fine[k]/total, 0), 1)
+	}
+}
+
+// approxStep is the E-step for a composition with too many suspects to
+// enumerate: each unhealthy service is evidence that at least one decision
+// touching it failed, combined across services as if independent; a failed
+// composition with no unhealthy service seen says at least one suspect
+// failed.
+func approxStep(d *Data, g int64, rows []int, score map[int]float64, y []float64) {
+	hard := d.Dataset
+	if !d.Failed[g] {
+		return
+	}
+	health := d.Health[g]
+	P := map[int]float64{}
+	for _, i := range rows {
+		if _, ok := score[i]; !ok {
+			continue
+		}
+		for _, s := range touchedOf(d, i) {
+			if s < len(health) && !health[s] {
+				if _, ok := P[s]; !ok {
+					P[s] = 1
+				}
+				P[s] *= score[i]
+			}
+		}
+	}
+	if len(P) == 0 {
+		p := 1.0
+		for _, i := range rows {
+			if s, ok := score[i]; ok {
+				p *= s
+			}
+		}
+		for _, i := range rows {
+			if s, ok := score[i]; ok {
+				y[i] = posterior(s, p)
+			}
+		}
+		return
+	}
+	for _, i := range rows {
+		if hard.Y[i] == 1 {
+			continue
+		}
+		v, seen := score[i], false
+		for _, s := range touchedOf(d, i) {
+			if p, ok := P[s]; ok {
+				seen = true
+				v *= posterior(score[i], p) / max(score[i], 1e-12)
+			}
+		}
+		if !seen {
+			v = score[i]
+		}
+		y[i] = min(max(v, 0), 1)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/snapcompose/snapcompose/internal/domain"
@@ -59,6 +60,9 @@ var serviceKinds = []serviceKind{
 }
 
 var envNames = []string{"LOG_LEVEL", "APP_ENV", "DATABASE_URL", "REDIS_URL", "FEATURE_FLAGS", "API_TOKEN", "SEED_DATASET", "WORKERS", "S3_BUCKET", "SESSION_SECRET"}
+
+// flagNames are the feature flags FEATURE_FLAGS lists.
+var flagNames = []string{"search", "cart", "checkout", "beta-ui", "fast-path"}
 
 var filePaths = []string{"/etc/app/app.conf", "/etc/nginx/conf.d/default.conf", "/srv/data/catalog.csv", "/srv/data/orders.csv", "/var/lib/seed/dump.sql", "/etc/app/features.yaml"}
 
@@ -170,6 +174,7 @@ func newPooled(rng *rand.Rand, pods []Pod, i int, live bool) *pooled {
 			svc.Ports = []domain.Port{}
 		}
 		svc.Reads = readsOf(k.name)
+		svc.LatencySensitive = pod.QoS == "LS"
 		svc.Runtime = domain.Digest([]byte(svc.Image))
 		svc.Digest = svc.DefinitionDigest()
 		p.snapshot.Services = append(p.snapshot.Services, svc)
@@ -186,7 +191,18 @@ func newPooled(rng *rand.Rand, pods []Pod, i int, live bool) *pooled {
 	}
 	for _, name := range envNames {
 		if rng.Float64() < 0.3 {
-			p.snapshot.Env = append(p.snapshot.Env, domain.EnvVar{Name: name, Value: fmt.Sprintf("%s-v%d", name, rng.IntN(3))})
+			value := fmt.Sprintf("%s-v%d", name, rng.IntN(3))
+			if name == "FEATURE_FLAGS" {
+				// A list: the flags this source's services need on.
+				var on []string
+				for _, f := range flagNames {
+					if rng.Float64() < 0.4 {
+						on = append(on, f)
+					}
+				}
+				value = strings.Join(append(on, fmt.Sprintf("build-%d", rng.IntN(3))), ",")
+			}
+			p.snapshot.Env = append(p.snapshot.Env, domain.EnvVar{Name: name, Value: value})
 		}
 	}
 	for _, path := range filePaths {
@@ -311,6 +327,8 @@ func (w *World) source(ref domain.SourceRef) (domain.Source, bool) {
 //   - drop: 0.95 per dropped service (0.9 more per service that needed
 //     it), but 0.3 when it is latency-sensitive (OpenB QoS LS).
 //   - volume rename: 0.995.
+//   - merge of a list variable (FEATURE_FLAGS): 0.97, whoever holds it:
+//     every source's items are on, and now and then two of them clash.
 //   - keep of a variable or file: 0.99 when the winner holds the right
 //     value, else 0.25. The right value: for a secret, a template's
 //     (production secrets have no place in staging); for data (URLs, DSNs,
@@ -382,7 +400,10 @@ func (w *World) OK(d *domain.Decision, cand int) float64 {
 				p *= 0.95
 			}
 		}
-	case domain.Keep, domain.Merge:
+	case domain.Merge:
+		// Every source's items are on; now and then two of them clash.
+		p = 0.97
+	case domain.Keep:
 		if cf.Kind == domain.EnvClaim || cf.Kind == domain.FileClaim {
 			if winner == w.right(cf) {
 				p = 0.99

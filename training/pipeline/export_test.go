@@ -1,0 +1,4 @@
+package pipeline
+
+// EStep is estep, for the external tests.
+var EStep = estep
