@@ -120,7 +120,7 @@ bench/allocator: glpk ## Allocator vs glpsol on the same 1,000- and 10,000-servi
 	$(GO) test -run='^$$' -bench='Allocate1000$$|Allocate10000$$|GLPSOL1000$$|GLPSOL10000$$' -benchtime=$(BENCHTIME) ./internal/allocator/
 
 .PHONY: bench/agent
-bench/agent: onnxruntime ## AI_AGENT: candidates/s batched vs one Run per candidate, p50/p99 plan latency (seed, 1,317 conflicts).
+bench/agent: onnxruntime ## AI_AGENT: candidates/s batched vs one Run per candidate, p50/p99 plan latency (seed, ~1,300 conflicts).
 	$(GO) test -run='^$$' -bench='AIAgent' -benchtime=$(BENCHTIME) ./internal/orchestrator/
 
 .PHONY: lint

@@ -17,7 +17,7 @@ import (
 	"github.com/snapcompose/snapcompose/internal/orchestrator"
 )
 
-// thousandConflicts is a generated composition with 1,317 conflicts (60
+// thousandConflicts is a generated composition with about 1,300 conflicts (60
 // sources of 60 services over 800 names and 2,000 ports, 40 variables each
 // over 1,500 names).
 var thousandConflicts = shape{60, 60, 800, 2000, 40, 1500}
@@ -36,7 +36,7 @@ func (c *capturingScorer) Score(x []float32, n int) ([]float32, error) {
 	return c.Scorer.Score(x, n)
 }
 
-// BenchmarkAIAgentScoring scores the candidates of the 1,317-conflict
+// BenchmarkAIAgentScoring scores the candidates of the 1,300-conflict
 // composition with the committed model two ways, per iteration: in one
 // Run, and one Run per candidate. It reports candidates scored per second
 // each way and their ratio.
@@ -95,7 +95,7 @@ func BenchmarkAIAgentPlanSeed(b *testing.B) {
 	latencies(b, o, m)
 }
 
-// BenchmarkAIAgentPlan1000Conflicts plans the 1,317-conflict composition
+// BenchmarkAIAgentPlan1000Conflicts plans the 1,300-conflict composition
 // with AI_AGENT, reporting p50 and p99.
 func BenchmarkAIAgentPlan1000Conflicts(b *testing.B) {
 	o, m := aiSetup(b, agenttest.Model(b), generated(thousandConflicts)...)
