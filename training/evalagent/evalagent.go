@@ -12,9 +12,12 @@ package evalagent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/snapcompose/snapcompose/internal/agent"
@@ -83,18 +86,30 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	// The groups the trainer saw: compositions with at least one decision,
 	// in name (= simulation) order. Splitting them as it did gives the
 	// held-out ones. Settling the history once finds them.
-	say("regenerating %d simulated compositions (seed %d) to find the groups", n, c.Seed)
+	say("composing %d simulated compositions (seed %d) to find the groups", n, c.Seed)
+	has := make([]bool, n)
+	errs := make([]error, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for w := range errs {
+		wg.Go(func() {
+			for i := w; i < n && ctx.Err() == nil; i += len(errs) {
+				if has[i], errs[w] = sim.World(i).HasDecisions(); errs[w] != nil {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(append(errs, ctx.Err())...); err != nil {
+		return nil, err
+	}
 	var group []int64
 	var index []int // index[g] is group g's composition
-	err = sim.Generate(n, func(run *simulate.Run, _ simulate.History) error {
-		if len(run.Decisions) > 0 {
+	for i, ok := range has {
+		if ok {
 			group = append(group, int64(len(index)))
-			index = append(index, run.World.Index)
+			index = append(index, i)
 		}
-		return ctx.Err()
-	})
-	if err != nil {
-		return nil, err
 	}
 	if len(index) != c.Data.Compositions {
 		return nil, fmt.Errorf("the regenerated history has %d compositions with decisions; model %s was trained on %d: this simulator is not the one that made its history",

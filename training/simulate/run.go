@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 
 	"github.com/snapcompose/snapcompose/internal/agent"
+	"github.com/snapcompose/snapcompose/internal/composer"
 	"github.com/snapcompose/snapcompose/internal/domain"
 	"github.com/snapcompose/snapcompose/internal/features"
 	"github.com/snapcompose/snapcompose/internal/orchestrator"
@@ -241,4 +242,28 @@ func (m Model) Choose(w *World, ds []domain.Decision, rows []float32) []int {
 		k += len(ds[i].Candidates)
 	}
 	return out
+}
+
+// HasDecisions reports whether settling w asks a policy anything, whatever
+// the policy: the first kind with conflicts is reached before any choice is
+// made, so it is found without settling (only composing).
+func (w *World) HasDecisions() (bool, error) {
+	snaps := make([]*domain.Snapshot, len(w.Manifest.Sources))
+	for i, src := range w.Manifest.Sources {
+		s, err := w.Retrieve(context.Background(), src)
+		if err != nil {
+			return false, err
+		}
+		snaps[i] = s
+	}
+	comp, err := composer.New(w.Manifest, snaps)
+	if err != nil {
+		return false, fmt.Errorf("simulated composition %s: %w", w.Manifest.Name, err)
+	}
+	for _, kind := range domain.ClaimKinds {
+		if len(comp.Decisions(kind)) > 0 {
+			return true, nil
+		}
+	}
+	return false, nil
 }

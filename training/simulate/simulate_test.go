@@ -58,3 +58,31 @@ func TestBaselinesLeaveRoomToLearn(t *testing.T) {
 		}
 	}
 }
+
+// TestHasDecisions: whether a world asks a policy anything does not depend
+// on the policy, and HasDecisions knows it without settling.
+func TestHasDecisions(t *testing.T) {
+	t.Parallel()
+	s := simulator(t, 5)
+	none := 0
+	for i := range 300 {
+		w := s.World(i)
+		got, err := w.HasDecisions()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !got {
+			none++
+		}
+		for _, p := range []simulate.Policy{simulate.Random{Seed: 1}, simulate.Baseline{Strategy: domain.FirstWin}} {
+			run, err := w.Settle(p, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := len(run.Decisions) > 0; got != want {
+				t.Errorf("world %d: HasDecisions %v, %s made %d decisions", i, got, p.Name(), len(run.Decisions))
+			}
+		}
+	}
+	t.Logf("%d of 300 worlds have no decision", none)
+}
