@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -129,6 +130,11 @@ func checkPlanRecord(r *domain.PlanRecord) error {
 		if ch.Scores != nil && len(ch.Scores) != len(d.Candidates) {
 			return fmt.Errorf("choice %d scores %d of %d candidates for %s", i, len(ch.Scores), len(d.Candidates), cf.Key)
 		}
+		for j, v := range ch.Scores {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return fmt.Errorf("choice %d scores candidate %d of %s %v: a score is a finite number (candidates_score_check)", i, j, cf.Key, v)
+			}
+		}
 		if r.Features != nil && r.Features[i] != nil {
 			if len(r.Features[i]) != len(d.Candidates) {
 				return fmt.Errorf("features for %d of %d candidates for %s", len(r.Features[i]), len(d.Candidates), cf.Key)
@@ -237,16 +243,24 @@ func recordConflicts(ctx context.Context, tx pgx.Tx, id string, r *domain.PlanRe
 		len(cands), func(k int) []any {
 			i, j := cands[k].decision, cands[k].candidate
 			c, ch := r.Decisions[i].Candidates[j], r.Choices[i]
+			// AI_AGENT does not consider a candidate that overfills the
+			// limits: for it, that is a rejection (the simulator's
+			// exploring policy may still have chosen one). What was not
+			// scored has no score.
+			why := c.Rejected
+			if why == "" && c.Overfills != "" && j != ch.Candidate && r.Plan != nil && r.Plan.Strategy == domain.AIAgent {
+				why = c.Overfills
+			}
 			var rejected, schema *string
-			if c.Rejected != "" {
-				rejected = &c.Rejected
+			if why != "" {
+				rejected = &why
 			}
 			var features []float32
 			if r.Features != nil && r.Features[i] != nil {
 				features, schema = r.Features[i][j], &r.FeatureSchema
 			}
 			var score *float64
-			if ch.Scores != nil {
+			if ch.Scores != nil && why == "" {
 				score = &ch.Scores[j]
 			}
 			return []any{ids[i], j, string(c.Resolution.Action), refText(c.Resolution.Winner), c.Resolution.Detail,

@@ -214,8 +214,8 @@ func checkConflicts(t *testing.T, st *store.Store, id string, rec *domain.PlanRe
 			if c.Chosen {
 				chosen++
 			}
-			var wantScore *float64
-			if ch.Scores != nil {
+			var wantScore *float64 // a rejected candidate was not scored
+			if ch.Scores != nil && wc.Rejected == "" {
 				wantScore = &ch.Scores[j]
 			}
 			if mustJSON(t, c.Score) != mustJSON(t, wantScore) {
@@ -293,7 +293,16 @@ func TestRecordPlanRejects(t *testing.T) {
 		{name: "a drop without a reason", edit: func(r *domain.PlanRecord) { r.Plan.Dropped[0].Reason = " " }, code: domain.EINVALID, words: []string{"dropped_services_reason_check"}},
 		{name: "a negative allocation", edit: func(r *domain.PlanRecord) { r.Plan.Services[0].Allocation.CPUMillicores = -1 }, code: domain.EINVALID, words: []string{"allocations_cpu_millicores_check"}},
 		{name: "a service of a source not in the manifest", edit: func(r *domain.PlanRecord) { r.Plan.Services[0].Source = "template:ghost" }, code: domain.ENOTFOUND, words: []string{"allocations_source_fkey"}},
-		{name: "a non-finite score", edit: func(r *domain.PlanRecord) { r.Choices[0].Scores[0] = 1 / zero() }, code: domain.EINVALID, words: []string{"candidates_score_check"}},
+		{name: "a non-finite score", edit: func(r *domain.PlanRecord) {
+			// on a scored candidate that was not chosen (the chosen one's
+			// score is in the plan too)
+			for j, c := range r.Decisions[0].Candidates {
+				if j != r.Choices[0].Candidate && c.Rejected == "" {
+					r.Choices[0].Scores[j] = 1 / zero()
+					return
+				}
+			}
+		}, code: domain.EINVALID, words: []string{"candidates_score_check"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
