@@ -1,16 +1,21 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/snapcompose/snapcompose/internal/agenttest"
+	"github.com/snapcompose/snapcompose/internal/domain"
 	"github.com/snapcompose/snapcompose/internal/features"
+	"github.com/snapcompose/snapcompose/internal/pgtest"
 	"github.com/snapcompose/snapcompose/internal/plantest"
+	"github.com/snapcompose/snapcompose/internal/store"
 	"github.com/snapcompose/snapcompose/training/onnxexport"
 	"github.com/snapcompose/snapcompose/training/registry"
 )
@@ -157,5 +162,45 @@ func TestEvalAgent(t *testing.T) {
 	}
 	if got["AI_AGENT (serving)"] < got["PRIORITY"]+0.1 {
 		t.Errorf("served AI_AGENT %.3f is not clearly above PRIORITY %.3f", got["AI_AGENT (serving)"], got["PRIORITY"])
+	}
+}
+
+// TestAIAgentPlanReadsTrackRecord: with DATABASE_URL set, AI_AGENT reads
+// the sources' track record from the history, and it changes the scores
+// (here: template_a has failed every composition it took part in).
+func TestAIAgentPlanReadsTrackRecord(t *testing.T) {
+	t.Setenv("ONNXRUNTIME_LIB", agenttest.Library(t))
+	pool, dbURL := pgtest.NewDatabase(t)
+	st := store.New(pool)
+	ctx := context.Background()
+	m := &domain.Manifest{Name: "history", ConflictResolution: domain.Priority,
+		Sources:        []domain.Source{{Type: domain.TemplateSource, ID: "template_a"}},
+		ResourceLimits: domain.Resources{CPUMillicores: 1000, MemoryBytes: 1 << 30, DiskBytes: 1 << 30}}
+	for range 20 {
+		id, err := st.CreateComposition(ctx, m, []byte(`{}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.RecordOutcome(ctx, store.Outcome{CompositionID: id, Verdict: "failed", Reporter: "test", ReportedAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	args := []string{"plan", "-f", seedTemplates, "--catalog", seedCatalog, "--strategy", "AI_AGENT", "--model", agenttest.ModelPath(), "--output", "json"}
+	code, without, errOut := run(t, "", args...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	t.Setenv("DATABASE_URL", dbURL)
+	code, with, errOut := run(t, "", args...)
+	if code != 0 {
+		t.Fatalf("with DATABASE_URL: exit %d: %s", code, errOut)
+	}
+	if with == without {
+		t.Error("the plan is the same with template_a's record of 20 failures as without any history")
+	}
+	t.Setenv("DATABASE_URL", "postgres://u:secretpw@127.0.0.1:1/db")
+	code, _, errOut = run(t, "", args...)
+	if code != 1 || strings.Contains(errOut, "secretpw") || !strings.Contains(errOut, "127.0.0.1:1") {
+		t.Errorf("an unreachable database: exit %d, stderr %q: want 1, naming host and port, never the password", code, errOut)
 	}
 }

@@ -12,11 +12,13 @@ import (
 	"github.com/snapcompose/snapcompose/internal/agent"
 	"github.com/snapcompose/snapcompose/internal/catalog"
 	"github.com/snapcompose/snapcompose/internal/domain"
+	"github.com/snapcompose/snapcompose/internal/features"
 	"github.com/snapcompose/snapcompose/internal/hosts"
 	"github.com/snapcompose/snapcompose/internal/live"
 	"github.com/snapcompose/snapcompose/internal/manifest"
 	"github.com/snapcompose/snapcompose/internal/orchestrator"
 	"github.com/snapcompose/snapcompose/internal/planview"
+	"github.com/snapcompose/snapcompose/internal/store"
 )
 
 // Exit codes, as DESIGN.md fixes them.
@@ -205,9 +207,20 @@ func (m *Main) plan(ctx context.Context, args []string) error {
 		orch.WithResolver(r)
 	}
 	if man.ConflictResolution == domain.AIAgent {
-		// Without a database there is no track record: every source is
-		// scored as new.
-		learned, scorer, err := m.loadAgent(af, nil)
+		// The sources' track record comes from the history in DATABASE_URL
+		// when it is set; without it every source is scored as new.
+		var history func(context.Context) (map[domain.SourceRef]features.SourceHistory, error)
+		if url := m.getenv("DATABASE_URL"); url != "" {
+			st, err := store.Open(ctx, url)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			history = func(ctx context.Context) (map[domain.SourceRef]features.SourceHistory, error) {
+				return trackRecord(ctx, st)
+			}
+		}
+		learned, scorer, err := m.loadAgent(af, history)
 		if err != nil {
 			return err
 		}

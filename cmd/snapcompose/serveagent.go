@@ -174,7 +174,18 @@ func (a *servingAgent) history(ctx context.Context) (map[domain.SourceRef]featur
 	if a.hist != nil && time.Since(a.histAt) < historyTTL {
 		return a.hist, nil
 	}
-	raw, err := a.st.SourceHistory(ctx)
+	h, err := trackRecord(ctx, a.st)
+	if err != nil {
+		return nil, err
+	}
+	a.hist, a.histAt = h, time.Now()
+	return h, nil
+}
+
+// trackRecord reads the sources' track record the features use from the
+// history in st.
+func trackRecord(ctx context.Context, st *store.Store) (map[domain.SourceRef]features.SourceHistory, error) {
+	raw, err := st.SourceHistory(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -182,7 +193,6 @@ func (a *servingAgent) history(ctx context.Context) (map[domain.SourceRef]featur
 	for ref, c := range raw {
 		h[ref] = features.SourceHistory{Compositions: c[0], Healthy: c[1]}
 	}
-	a.hist, a.histAt = h, time.Now()
 	return h, nil
 }
 
