@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/snapcompose/snapcompose/internal/agenttest"
+	"github.com/snapcompose/snapcompose/internal/apitest"
 	"github.com/snapcompose/snapcompose/internal/features"
+	"github.com/snapcompose/snapcompose/internal/httpapi"
 	"github.com/snapcompose/snapcompose/internal/pgtest"
 	"github.com/snapcompose/snapcompose/internal/store"
 )
@@ -52,18 +54,21 @@ func startServer(t *testing.T, databaseURL string, args ...string) string {
 	return ""
 }
 
+// getJSON GETs url, validating request and response against the OpenAPI
+// document, and decodes the JSON body.
 func getJSON(t *testing.T, url string) (int, map[string]any, http.Header) {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	resp, raw := apitest.New(t).Get(t, url)
+	return resp.StatusCode, decode(t, url, raw), resp.Header
+}
+
+func decode(t *testing.T, url string, raw []byte) map[string]any {
+	t.Helper()
 	var body map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+	if err := json.Unmarshal(raw, &body); err != nil {
 		t.Fatalf("GET %s: body is not JSON: %v", url, err)
 	}
-	return resp.StatusCode, body, resp.Header
+	return body
 }
 
 func TestServeHealthAndReadiness(t *testing.T) {
@@ -77,8 +82,15 @@ func TestServeHealthAndReadiness(t *testing.T) {
 	if code, body, _ := getJSON(t, base+"/readyz"); code != 200 || body["status"] != "ready" {
 		t.Errorf("/readyz = %d %v, want 200 ready", code, body)
 	}
-	if code, body, _ := getJSON(t, base+"/no/such/route"); code != 404 || body["code"] != "not_found" {
-		t.Errorf("unknown route = %d %v, want a 404 JSON error", code, body)
+	// Not in the document, so not through the validating client.
+	resp, err := http.Get(base + "/no/such/route")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if body := decode(t, "/no/such/route", raw); resp.StatusCode != 404 || body["code"] != "not_found" {
+		t.Errorf("unknown route = %d %v, want a 404 JSON error", resp.StatusCode, body)
 	}
 
 	// A schema behind this build's is reported, with a hint when to retry.
@@ -170,4 +182,34 @@ func TestServeSwapsInPromotedModels(t *testing.T) {
 	}
 	promote("v-good-2", onnx, features.SchemaHash())
 	waitFor("v-good-2")
+}
+
+// TestServeDocumentsAndMeasuresItself: /openapi.yaml is the document the
+// tests validate against, /metrics counts requests by route, and an
+// oversized body is refused before it is read.
+func TestServeDocumentsAndMeasuresItself(t *testing.T) {
+	t.Parallel()
+	_, dbURL := pgtest.NewDatabase(t)
+	base := startServer(t, dbURL)
+	c := apitest.New(t)
+	resp, body := c.Get(t, base+"/openapi.yaml")
+	if resp.StatusCode != 200 || string(body) != string(httpapi.OpenAPI()) {
+		t.Errorf("/openapi.yaml = %d, %d bytes; want the embedded document", resp.StatusCode, len(body))
+	}
+	for range 3 {
+		c.Get(t, base+"/healthz")
+	}
+	resp, body = c.Get(t, base+"/metrics")
+	want := `snapcompose_http_request_duration_seconds_count{method="GET",route="/healthz",status="200"} 3`
+	if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
+		t.Errorf("/metrics = %d, does not count the three /healthz calls (%s):\n%s", resp.StatusCode, want, body)
+	}
+	big, err := http.Post(base+"/healthz", "application/json", strings.NewReader(strings.Repeat("x", 2<<20)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	big.Body.Close()
+	if big.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("a 2 MiB body: %d, want 413", big.StatusCode)
+	}
 }

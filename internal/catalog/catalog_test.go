@@ -503,8 +503,8 @@ func TestLoadTemplateErrors(t *testing.T) {
 			frag: []string{"testdata/include.yaml: include and extends.file are not supported"}},
 		{name: "extends.file", file: "extends_file.yaml",
 			frag: []string{"testdata/extends_file.yaml: include and extends.file are not supported", "/etc/base/compose.yaml"}},
-		{name: "yaml syntax", file: "syntax_error.yaml",
-			frag: []string{"testdata/syntax_error.yaml: yaml: ", "line 5"}},
+		{name: "yaml syntax", file: "syntax_error.yaml", // line 6 is indented wrong
+			frag: []string{"testdata/syntax_error.yaml: yaml: ", "line 6"}},
 		{name: "schema", file: "schema_error.yaml",
 			frag: []string{"testdata/schema_error.yaml: ", "services.web.imagee"}},
 		{name: "undefined dependency", file: "undefined_dependency.yaml",

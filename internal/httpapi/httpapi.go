@@ -4,8 +4,10 @@ package httpapi
 
 import (
 	"context"
+	_ "embed"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -40,19 +42,37 @@ type Agent interface {
 
 // Server is the HTTP API.
 type Server struct {
-	ready  Readiness
-	agent  Agent
-	logger *slog.Logger
-	router chi.Router
+	ready   Readiness
+	agent   Agent
+	logger  *slog.Logger
+	router  chi.Router
+	metrics *metrics
 }
+
+// openAPI is the API's OpenAPI 3 document, served at /openapi.yaml; the
+// tests validate every request and response against it.
+//
+//go:embed openapi.yaml
+var openAPI []byte
+
+// OpenAPI returns the API's OpenAPI 3 document.
+func OpenAPI() []byte { return openAPI }
+
+// maxBody bounds a request body.
+const maxBody = 1 << 20
 
 // New returns the API's handler. agent may be nil (no AI_AGENT).
 func New(ready Readiness, agent Agent, logger *slog.Logger) *Server {
-	s := &Server{ready: ready, agent: agent, logger: logger, router: chi.NewRouter()}
-	s.router.Use(middleware.RequestID, middleware.RealIP, s.logRequests, middleware.Recoverer)
+	s := &Server{ready: ready, agent: agent, logger: logger, router: chi.NewRouter(), metrics: newMetrics()}
+	s.router.Use(middleware.RequestID, middleware.RealIP, s.logRequests, s.metrics.observe, middleware.Recoverer, limitBody)
 	s.router.Get("/healthz", s.healthz)
 	s.router.Get("/readyz", s.readyz)
 	s.router.Get("/v1/agent", s.agentStatus)
+	s.router.Get("/openapi.yaml", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/yaml")
+		w.Write(openAPI)
+	})
+	s.router.Method(http.MethodGet, "/metrics", s.metrics.handler())
 	s.router.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, domain.Errorf(domain.ENOTFOUND, "no route %s %s", r.Method, r.URL.Path))
 	})
@@ -75,6 +95,20 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready", "database": "ok"})
+}
+
+// limitBody refuses a request body over maxBody: reading past it fails,
+// and a declared length over it is answered 413 at once.
+func limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > maxBody {
+			writeJSON(w, http.StatusRequestEntityTooLarge, errorBody{Code: domain.EINVALID,
+				Message: fmt.Sprintf("request body of %d bytes: at most %d are accepted", r.ContentLength, maxBody)})
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		next.ServeHTTP(w, r)
+	})
 }
 
 // agentStatus answers GET /v1/agent: the model serving AI_AGENT, or 503
