@@ -213,3 +213,84 @@ func TestServeDocumentsAndMeasuresItself(t *testing.T) {
 		t.Errorf("a 2 MiB body: %d, want 413", big.StatusCode)
 	}
 }
+
+// TestServeAgentAPI: the concept's resolve_conflict and
+// optimize_allocation over HTTP, with the served model; bad requests name
+// their fields.
+func TestServeAgentAPI(t *testing.T) {
+	t.Parallel()
+	agenttest.Library(t)
+	_, dbURL := pgtest.NewDatabase(t)
+	base := startServer(t, dbURL, "--data-dir", t.TempDir(), "--model", agenttest.ModelPath(), "--model-poll", "0")
+	c := apitest.New(t)
+	post := func(path, body string) (int, map[string]any) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, base+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, raw := c.Do(t, req)
+		return resp.StatusCode, decode(t, path, raw)
+	}
+	resolve := `{
+	  "request1": {"source": {"type": "template", "id": "orders", "priority": 2},
+	    "services": [{"name": "web", "image": "nginx:1.27", "ports": [{"host": 8080, "container": 80}], "depends_on": ["api"],
+	                  "requested": {"cpu": "1", "memory": "1GiB", "disk": "1GB"}},
+	                 {"name": "api", "image": "orders-api:1.4", "ports": [{"host": 9090, "container": 9090}],
+	                  "requested": {"cpu": "2", "memory": "4GiB", "disk": "1GB"}, "minimum": {"cpu": "1", "memory": "2GiB", "disk": "1GB"}}],
+	    "env": [{"name": "LOG_LEVEL", "value": "info"}]},
+	  "request2": {"source": {"type": "live", "host": "prod-1", "path": "/srv/app", "priority": 1},
+	    "services": [{"name": "web", "image": "exe:/srv/app/bin/web", "ports": [{"host": 8080, "container": 8080}],
+	                  "requested": {"cpu": "1500m", "memory": "1GiB", "disk": "1GB"}}],
+	    "env": [{"name": "LOG_LEVEL", "value": "debug"}]},
+	  "limits": {"cpu": "6 cores", "memory": "8GiB", "disk": "100GB"}
+	}`
+	code, plan := post("/v1/conflicts/resolve", resolve)
+	if code != 200 || plan["strategy"] != "AI_AGENT" || plan["feasible"] != true {
+		t.Fatalf("resolve = %d %v", code, plan)
+	}
+	explained := 0
+	for _, cf := range plan["conflicts"].([]any) {
+		if res := cf.(map[string]any)["resolution"].(map[string]any); res["score"] != nil {
+			explained++
+		}
+	}
+	if explained < 2 {
+		t.Errorf("%d conflicts scored, want the name and LOG_LEVEL at least: %v", explained, plan["conflicts"])
+	}
+	body, _ := json.Marshal(map[string]any{"allocation": plan, "performance_metrics": map[string]any{"api": map[string]string{"cpu_p95": "1200m", "memory_peak": "3GiB"}}})
+	code, opt := post("/v1/allocations/optimize", string(body))
+	if code != 200 {
+		t.Fatalf("optimize = %d %v", code, opt)
+	}
+	for _, sv := range opt["services"].([]any) {
+		s := sv.(map[string]any)
+		if s["name"] == "api" && s["requested"].(map[string]any)["cpu_millicores"] != float64(1440) {
+			t.Errorf("api after optimizing requests %v, want 1440m (1200m + 20%%)", s["requested"])
+		}
+	}
+	for _, tt := range []struct{ name, body, want string }{
+		{"minimum above request", strings.Replace(resolve, `"minimum": {"cpu": "1"`, `"minimum": {"cpu": "3"`, 1), "request1.services[1] (api): minimum cpu"},
+		{"bad quantity", strings.Replace(resolve, `"cpu": "6 cores"`, `"cpu": "six"`, 1), "limits.cpu"},
+		{"unknown strategy", strings.Replace(resolve, `"limits"`, `"conflict_resolution": "ROCK_PAPER", "limits"`, 1), ""},
+	} {
+		if tt.want == "" {
+			// Not valid against the document: sent past the validating client.
+			resp, err := http.Post(base+"/v1/conflicts/resolve", "application/json", strings.NewReader(tt.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 400 || !strings.Contains(string(raw), "conflict_resolution") {
+				t.Errorf("%s: %d %s, want 400 naming conflict_resolution", tt.name, resp.StatusCode, raw)
+			}
+			continue
+		}
+		code, e := post("/v1/conflicts/resolve", tt.body)
+		if raw, _ := json.Marshal(e); code != 400 || !strings.Contains(string(raw), tt.want) {
+			t.Errorf("%s: %d %s, want 400 naming %q", tt.name, code, raw, tt.want)
+		}
+	}
+}

@@ -158,7 +158,7 @@ func (a *servingAgent) Status() httpapi.AgentStatus {
 }
 
 // Resolver returns the AI_AGENT resolver, or the reason it is unavailable.
-func (a *servingAgent) Resolver() (*agent.Learned, error) {
+func (a *servingAgent) Resolver() (domain.Resolver, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.learned == nil {

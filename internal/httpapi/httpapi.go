@@ -35,9 +35,11 @@ type AgentStatus struct {
 	Error string `json:"error,omitempty"`
 }
 
-// Agent reports on the AI_AGENT model.
+// Agent is AI_AGENT in the server: the model's status, and the resolver
+// (or why there is none).
 type Agent interface {
 	Status() AgentStatus
+	Resolver() (domain.Resolver, error)
 }
 
 // Server is the HTTP API.
@@ -73,6 +75,8 @@ func New(ready Readiness, agent Agent, logger *slog.Logger) *Server {
 		w.Write(openAPI)
 	})
 	s.router.Method(http.MethodGet, "/metrics", s.metrics.handler())
+	s.router.Post("/v1/conflicts/resolve", s.resolveConflict)
+	s.router.Post("/v1/allocations/optimize", s.optimizeAllocation)
 	s.router.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, domain.Errorf(domain.ENOTFOUND, "no route %s %s", r.Method, r.URL.Path))
 	})
