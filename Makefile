@@ -69,6 +69,7 @@ onnxruntime: ## Make sure onnxruntime's C library exists (fetched once from npm 
 .PHONY: run
 run: build onnxruntime ## Build and serve on 127.0.0.1:8080 (managed Postgres under .snapcompose/ unless DATABASE_URL is set; AI_AGENT with model/negotiator.onnx).
 	@if [ -z "$$DATABASE_URL" ]; then $(MAKE) --no-print-directory postgres; fi
+	@if [ -z "$$SNAPCOMPOSE_TOKENS_FILE" ]; then echo "API token: .snapcompose/dev-token (made on first run; send it as Authorization: Bearer \$$(cat .snapcompose/dev-token))"; fi
 	$(BIN)/snapcompose serve --addr $${SNAPCOMPOSE_ADDR:-127.0.0.1:8080}
 
 .PHONY: test

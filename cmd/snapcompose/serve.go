@@ -2,11 +2,16 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/snapcompose/snapcompose/internal/domain"
@@ -23,6 +28,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	dataDir := fs.String("data-dir", defaultDataDir, "`directory` for the managed Postgres when DATABASE_URL is not set")
 	retrainEvery := fs.Duration("retrain-every", 0, "retrain the model from the history every `interval` (e.g. 24h) in the background; 0 never")
 	modelPoll := fs.Duration("model-poll", 30*time.Second, "check the registry for a newly promoted model every `interval` and swap it in; 0 never")
+	tokensFile := fs.String("tokens", "", "bearer tokens `file` (YAML: tokens: [{name, role, sha256}]; default $SNAPCOMPOSE_TOKENS_FILE, else a development admin token under --data-dir)")
 	var af agentFlags
 	m.addAgentFlags(fs, &af)
 	if err := parseFlags(fs, args); err != nil {
@@ -65,6 +71,10 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	logger.Info("database migrated", "schema_version", store.MigrationVersion())
 	ai := m.startServingAgent(ctx, st, af, *dataDir, *modelPoll, logger)
 	defer ai.close()
+	tokens, err := m.serverTokens(*tokensFile, *dataDir, logger)
+	if err != nil {
+		return err
+	}
 	if *retrainEvery > 0 {
 		r := startRetrainer(ctx, st, *retrainEvery, logger)
 		defer r.stop()
@@ -76,7 +86,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		return domain.Errorf(domain.EINVALID, "--addr: cannot listen on %s: %v", *addr, err)
 	}
 	srv := &http.Server{
-		Handler:           httpapi.New(st, ai, logger),
+		Handler:           httpapi.New(httpapi.Config{Ready: st, Agent: ai, Tokens: tokens, Logger: logger}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      120 * time.Second,
@@ -100,4 +110,45 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	return nil
+}
+
+// devTokenFile is where, without a tokens file, the server keeps the
+// development token (an admin), under its data directory.
+const devTokenFile = "dev-token"
+
+// serverTokens loads the tokens file (--tokens, else
+// SNAPCOMPOSE_TOKENS_FILE); without one, it accepts a development admin
+// token kept in DATADIR/dev-token (mode 0600, made on first use), and logs
+// where it is — never the token.
+func (m *Main) serverTokens(file, dataDir string, logger *slog.Logger) (*httpapi.Tokens, error) {
+	if file == "" {
+		file = m.getenv("SNAPCOMPOSE_TOKENS_FILE")
+	}
+	if file != "" {
+		t, err := httpapi.LoadTokens(file)
+		if err != nil {
+			return nil, fmt.Errorf("--tokens: %w", err)
+		}
+		return t, nil
+	}
+	path := filepath.Join(dataDir, devTokenFile)
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		b := make([]byte, 32)
+		if _, err := rand.Read(b); err != nil {
+			return nil, err
+		}
+		raw = []byte(hex.EncodeToString(b) + "\n")
+		if err := os.MkdirAll(dataDir, 0o700); err != nil {
+			return nil, domain.Errorf(domain.EINVALID, "--data-dir: %v", err)
+		}
+		if err := os.WriteFile(path, raw, 0o600); err != nil {
+			return nil, domain.Errorf(domain.EINVALID, "--data-dir: %v", err)
+		}
+	} else if err != nil {
+		return nil, domain.Errorf(domain.EINVALID, "--data-dir: %v", err)
+	}
+	token := strings.TrimSpace(string(raw))
+	logger.Info("no tokens file: a development admin token is accepted; send it as Authorization: Bearer $(cat FILE)", "file", path)
+	return httpapi.NewTokens(httpapi.Token{Name: "development", Role: httpapi.Admin, SHA256: httpapi.HashToken(token)})
 }

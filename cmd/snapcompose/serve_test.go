@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -26,10 +29,23 @@ func startServer(t *testing.T, databaseURL string, args ...string) string {
 	addrc := make(chan string, 1)
 	done := make(chan int, 1)
 	var stderr strings.Builder
+	tokens := filepath.Join(t.TempDir(), "tokens.yaml")
+	var doc strings.Builder
+	doc.WriteString("tokens:\n")
+	for role, tok := range testTokens {
+		fmt.Fprintf(&doc, "  - {name: test-%s, role: %s, sha256: %s}\n", role, role, httpapi.HashToken(tok))
+	}
+	if err := os.WriteFile(tokens, []byte(doc.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"DATABASE_URL": databaseURL, "SNAPCOMPOSE_TOKENS_FILE": tokens}
 	m := &Main{
 		Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: &lockedWriter{w: &stderr},
-		Getenv:   func(k string) string { return map[string]string{"DATABASE_URL": databaseURL}[k] },
+		Getenv:   func(k string) string { return env[k] },
 		OnListen: func(addr string) { addrc <- addr },
+	}
+	if !slices.Contains(args, "--data-dir") {
+		args = append(args, "--data-dir", t.TempDir())
 	}
 	go func() { done <- m.Run(ctx, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)) }()
 	t.Cleanup(func() {
@@ -54,11 +70,23 @@ func startServer(t *testing.T, databaseURL string, args ...string) string {
 	return ""
 }
 
-// getJSON GETs url, validating request and response against the OpenAPI
-// document, and decodes the JSON body.
+// testTokens are the bearer tokens startServer's servers accept, by role.
+var testTokens = map[httpapi.Role]string{
+	httpapi.Analyst: "analyst-token-0123456789", httpapi.Composer: "composer-token-0123456789", httpapi.Admin: "admin-token-0123456789",
+}
+
+// client is a validating client with the admin's token.
+func client(t *testing.T) *apitest.Client {
+	c := apitest.New(t)
+	c.Token = testTokens[httpapi.Admin]
+	return c
+}
+
+// getJSON GETs url as the admin, validating request and response against
+// the OpenAPI document, and decodes the JSON body.
 func getJSON(t *testing.T, url string) (int, map[string]any, http.Header) {
 	t.Helper()
-	resp, raw := apitest.New(t).Get(t, url)
+	resp, raw := client(t).Get(t, url)
 	return resp.StatusCode, decode(t, url, raw), resp.Header
 }
 
@@ -191,7 +219,7 @@ func TestServeDocumentsAndMeasuresItself(t *testing.T) {
 	t.Parallel()
 	_, dbURL := pgtest.NewDatabase(t)
 	base := startServer(t, dbURL)
-	c := apitest.New(t)
+	c := client(t)
 	resp, body := c.Get(t, base+"/openapi.yaml")
 	if resp.StatusCode != 200 || string(body) != string(httpapi.OpenAPI()) {
 		t.Errorf("/openapi.yaml = %d, %d bytes; want the embedded document", resp.StatusCode, len(body))
@@ -223,6 +251,7 @@ func TestServeAgentAPI(t *testing.T) {
 	_, dbURL := pgtest.NewDatabase(t)
 	base := startServer(t, dbURL, "--data-dir", t.TempDir(), "--model", agenttest.ModelPath(), "--model-poll", "0")
 	c := apitest.New(t)
+	c.Token = testTokens[httpapi.Composer]
 	post := func(path, body string) (int, map[string]any) {
 		t.Helper()
 		req, err := http.NewRequest(http.MethodPost, base+path, strings.NewReader(body))
@@ -277,7 +306,9 @@ func TestServeAgentAPI(t *testing.T) {
 	} {
 		if tt.want == "" {
 			// Not valid against the document: sent past the validating client.
-			resp, err := http.Post(base+"/v1/conflicts/resolve", "application/json", strings.NewReader(tt.body))
+			req, _ := http.NewRequest(http.MethodPost, base+"/v1/conflicts/resolve", strings.NewReader(tt.body))
+			req.Header.Set("Authorization", "Bearer "+c.Token)
+			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -292,5 +323,93 @@ func TestServeAgentAPI(t *testing.T) {
 		if raw, _ := json.Marshal(e); code != 400 || !strings.Contains(string(raw), tt.want) {
 			t.Errorf("%s: %d %s, want 400 naming %q", tt.name, code, raw, tt.want)
 		}
+	}
+}
+
+// TestServeAuth: /v1 needs a known bearer token, a role that allows the
+// call, and stays under the token's rate; the open routes need none.
+func TestServeAuth(t *testing.T) {
+	t.Parallel()
+	_, dbURL := pgtest.NewDatabase(t)
+	base := startServer(t, dbURL, "--model-poll", "0")
+	anon := apitest.New(t)
+	if resp, _ := anon.Get(t, base+"/healthz"); resp.StatusCode != 200 {
+		t.Errorf("/healthz without a token = %d, want 200", resp.StatusCode)
+	}
+	resp, body := anon.Get(t, base+"/v1/agent")
+	if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") == "" || !strings.Contains(string(body), "Bearer") {
+		t.Errorf("/v1/agent without a token = %d %s, want 401 asking for a bearer token", resp.StatusCode, body)
+	}
+	wrong := apitest.New(t)
+	wrong.Token = "not-a-token"
+	if resp, _ := wrong.Get(t, base+"/v1/agent"); resp.StatusCode != 401 {
+		t.Errorf("an unknown token = %d, want 401", resp.StatusCode)
+	}
+	analyst := apitest.New(t)
+	analyst.Token = testTokens[httpapi.Analyst]
+	req, _ := http.NewRequest(http.MethodPost, base+"/v1/allocations/optimize", strings.NewReader(`{"allocation": {"name": "x", "strategy": "PRIORITY", "feasible": true, "services": [], "conflicts": [], "limits": {}, "totals": {}}}`))
+	req.Header.Set("Content-Type", "application/json")
+	resp, body = analyst.Do(t, req)
+	if resp.StatusCode != 403 || !strings.Contains(string(body), "role analyst") {
+		t.Errorf("an analyst optimizing = %d %s, want 403 naming the role", resp.StatusCode, body)
+	}
+	limited := 0
+	for range httpapi.DefaultBurst + 20 {
+		resp, _ := analyst.Get(t, base+"/v1/agent")
+		if resp.StatusCode == http.StatusTooManyRequests {
+			limited++
+			if resp.Header.Get("Retry-After") == "" {
+				t.Fatal("429 without Retry-After")
+			}
+		}
+	}
+	if limited == 0 {
+		t.Errorf("%d requests at once were all admitted: want the rate limit to answer 429", httpapi.DefaultBurst+20)
+	}
+}
+
+// TestServeDevelopmentToken: without a tokens file the server makes a
+// development admin token under its data directory (mode 0600), accepts
+// it, and logs where it is, never what it is.
+func TestServeDevelopmentToken(t *testing.T) {
+	t.Parallel()
+	_, dbURL := pgtest.NewDatabase(t)
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addrc, done := make(chan string, 1), make(chan int, 1)
+	var stderr strings.Builder
+	logs := &lockedWriter{w: &stderr}
+	m := &Main{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: logs,
+		Getenv:   func(k string) string { return map[string]string{"DATABASE_URL": dbURL}[k] },
+		OnListen: func(addr string) { addrc <- addr }}
+	go func() {
+		done <- m.Run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--data-dir", dir, "--model-poll", "0"})
+	}()
+	var base string
+	select {
+	case addr := <-addrc:
+		base = "http://" + addr
+	case code := <-done:
+		t.Fatalf("serve exited %d", code)
+	}
+	path := filepath.Join(dir, "dev-token")
+	info, err := os.Stat(path)
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("dev token file: %v, mode %v; want 0600", err, info)
+	}
+	raw, _ := os.ReadFile(path)
+	c := apitest.New(t)
+	c.Token = strings.TrimSpace(string(raw))
+	if resp, body := c.Get(t, base+"/v1/agent"); resp.StatusCode == 401 || resp.StatusCode == 403 {
+		t.Errorf("the development token = %d %s, want it admitted", resp.StatusCode, body)
+	}
+	cancel()
+	<-done
+	logs.mu.Lock()
+	s := stderr.String()
+	logs.mu.Unlock()
+	if !strings.Contains(s, path) || strings.Contains(s, c.Token) {
+		t.Errorf("the logs should name %s and never the token:\n%s", path, s)
 	}
 }

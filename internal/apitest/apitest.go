@@ -22,6 +22,9 @@ import (
 type Client struct {
 	router routers.Router
 	http   *http.Client
+	// Token, when set, is sent as the bearer token of requests that carry
+	// none.
+	Token string
 }
 
 // New loads and checks the OpenAPI document.
@@ -50,6 +53,9 @@ func (c *Client) Do(tb testing.TB, req *http.Request) (*http.Response, []byte) {
 	if req.Body != nil {
 		reqBody, _ = io.ReadAll(req.Body)
 		req.Body = io.NopCloser(bytes.NewReader(reqBody))
+	}
+	if c.Token != "" && req.Header.Get("Authorization") == "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
 	route, params, err := c.router.FindRoute(req)
 	if err != nil {

@@ -46,9 +46,18 @@ type Agent interface {
 type Server struct {
 	ready   Readiness
 	agent   Agent
+	tokens  *Tokens
 	logger  *slog.Logger
 	router  chi.Router
 	metrics *metrics
+}
+
+// Config is what the server serves with.
+type Config struct {
+	Ready  Readiness
+	Agent  Agent   // nil: no AI_AGENT
+	Tokens *Tokens // who may call /v1; nil accepts no token
+	Logger *slog.Logger
 }
 
 // openAPI is the API's OpenAPI 3 document, served at /openapi.yaml; the
@@ -63,20 +72,28 @@ func OpenAPI() []byte { return openAPI }
 // maxBody bounds a request body.
 const maxBody = 1 << 20
 
-// New returns the API's handler. agent may be nil (no AI_AGENT).
-func New(ready Readiness, agent Agent, logger *slog.Logger) *Server {
-	s := &Server{ready: ready, agent: agent, logger: logger, router: chi.NewRouter(), metrics: newMetrics()}
+// New returns the API's handler. Health, readiness, metrics and the
+// document are open; everything under /v1 needs a bearer token whose role
+// allows it.
+func New(cfg Config) *Server {
+	if cfg.Tokens == nil {
+		cfg.Tokens, _ = NewTokens()
+	}
+	s := &Server{ready: cfg.Ready, agent: cfg.Agent, tokens: cfg.Tokens, logger: cfg.Logger, router: chi.NewRouter(), metrics: newMetrics()}
 	s.router.Use(middleware.RequestID, middleware.RealIP, s.logRequests, s.metrics.observe, middleware.Recoverer, limitBody)
 	s.router.Get("/healthz", s.healthz)
 	s.router.Get("/readyz", s.readyz)
-	s.router.Get("/v1/agent", s.agentStatus)
 	s.router.Get("/openapi.yaml", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/yaml")
 		w.Write(openAPI)
 	})
 	s.router.Method(http.MethodGet, "/metrics", s.metrics.handler())
-	s.router.Post("/v1/conflicts/resolve", s.resolveConflict)
-	s.router.Post("/v1/allocations/optimize", s.optimizeAllocation)
+	s.router.Route("/v1", func(v1 chi.Router) {
+		v1.Use(s.authenticate)
+		v1.With(require(Analyst)).Get("/agent", s.agentStatus)
+		v1.With(require(Composer)).Post("/conflicts/resolve", s.resolveConflict)
+		v1.With(require(Composer)).Post("/allocations/optimize", s.optimizeAllocation)
+	})
 	s.router.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, domain.Errorf(domain.ENOTFOUND, "no route %s %s", r.Method, r.URL.Path))
 	})

@@ -78,10 +78,10 @@ type usageMetrics struct {
 }
 
 type optimizeBody struct {
-	Allocation         *domain.Plan       `json:"allocation"`
+	Allocation         *domain.Plan            `json:"allocation"`
 	PerformanceMetrics map[string]usageMetrics `json:"performance_metrics"`
-	Limits             *resources         `json:"limits"`
-	ConflictResolution string             `json:"conflict_resolution"`
+	Limits             *resources              `json:"limits"`
+	ConflictResolution string                  `json:"conflict_resolution"`
 }
 
 func (s *Server) resolveConflict(w http.ResponseWriter, r *http.Request) {
