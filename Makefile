@@ -70,7 +70,7 @@ onnxruntime: ## Make sure onnxruntime's C library exists (fetched once from npm 
 run: build onnxruntime ## Build and serve on 127.0.0.1:8080 (managed Postgres under .snapcompose/ unless DATABASE_URL is set; AI_AGENT with model/negotiator.onnx).
 	@if [ -z "$$DATABASE_URL" ]; then $(MAKE) --no-print-directory postgres; fi
 	@if [ -z "$$SNAPCOMPOSE_TOKENS_FILE" ]; then echo "API token: .snapcompose/dev-token (made on first run; send it as Authorization: Bearer \$$(cat .snapcompose/dev-token))"; fi
-	$(BIN)/snapcompose serve --addr $${SNAPCOMPOSE_ADDR:-127.0.0.1:8080}
+	$(BIN)/snapcompose serve --addr $${SNAPCOMPOSE_ADDR:-127.0.0.1:8080} --catalog $${SNAPCOMPOSE_CATALOG:-examples/seed/catalog}
 
 .PHONY: test
 test: build glpk onnxruntime ## Run every test (a private Postgres is started unless TEST_DATABASE_URL is set).

@@ -1,16 +1,25 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/csv"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/snapcompose/snapcompose/internal/agenttest"
+	"github.com/snapcompose/snapcompose/internal/httpapi"
+	"github.com/snapcompose/snapcompose/internal/pgtest"
 )
 
 // podSizes reads (cpu millicores, memory MiB) of the first n tasks of the
@@ -112,4 +121,65 @@ func BenchmarkPlan1000Services(b *testing.B) {
 	dir := b.TempDir()
 	manifest := writeCatalog(b, dir, 20, 50)
 	benchPlan(b, manifest, dir)
+}
+
+// BenchmarkHTTPDryRun: dry-run plans of the seed (templates, AI_AGENT with
+// the committed model) over HTTP, four clients at once on this 2-core
+// machine: plans per second, and p50/p99 latency as the clients see it.
+func BenchmarkHTTPDryRun(b *testing.B) {
+	agenttest.Library(b)
+	_, dbURL := pgtest.NewDatabase(b)
+	base := startServer(b, dbURL, "--model", agenttest.ModelPath(), "--model-poll", "0", "--catalog", seedCatalog)
+	seed, err := os.ReadFile(seedTemplates)
+	if err != nil {
+		b.Fatal(err)
+	}
+	body := bytes.Replace(seed, []byte(`"PRIORITY"`), []byte(`"AI_AGENT"`), 1)
+	const clients = 4
+	var mu sync.Mutex
+	var lat []time.Duration
+	next := make(chan struct{})
+	errs := make(chan error, clients)
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Go(func() {
+			for range next {
+				req, _ := http.NewRequest(http.MethodPost, base+"/v1/compositions?dry_run=true", bytes.NewReader(body))
+				req.Header.Set("Authorization", "Bearer "+testTokens[httpapi.Composer])
+				start := time.Now()
+				resp, err := http.DefaultClient.Do(req)
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != 200 {
+						err = fmt.Errorf("status %d", resp.StatusCode)
+					}
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+				mu.Lock()
+				lat = append(lat, time.Since(start))
+				mu.Unlock()
+			}
+		})
+	}
+	start := time.Now()
+	for b.Loop() {
+		next <- struct{}{}
+	}
+	close(next)
+	wg.Wait()
+	elapsed := time.Since(start)
+	select {
+	case err := <-errs:
+		b.Fatal(err)
+	default:
+	}
+	slices.Sort(lat)
+	q := func(p float64) float64 { return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))].Microseconds()) / 1000 }
+	b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "plans/s")
+	b.ReportMetric(q(0.50), "p50-ms")
+	b.ReportMetric(q(0.99), "p99-ms")
 }

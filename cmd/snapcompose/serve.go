@@ -14,8 +14,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/snapcompose/snapcompose/internal/catalog"
 	"github.com/snapcompose/snapcompose/internal/domain"
+	"github.com/snapcompose/snapcompose/internal/hosts"
 	"github.com/snapcompose/snapcompose/internal/httpapi"
+	"github.com/snapcompose/snapcompose/internal/live"
 	"github.com/snapcompose/snapcompose/internal/localpg"
 	"github.com/snapcompose/snapcompose/internal/store"
 )
@@ -28,6 +31,8 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	dataDir := fs.String("data-dir", defaultDataDir, "`directory` for the managed Postgres when DATABASE_URL is not set")
 	retrainEvery := fs.Duration("retrain-every", 0, "retrain the model from the history every `interval` (e.g. 24h) in the background; 0 never")
 	modelPoll := fs.Duration("model-poll", 30*time.Second, "check the registry for a newly promoted model every `interval` and swap it in; 0 never")
+	catalogDir := fs.String("catalog", "", "template catalog `dir`ectory for compositions (none: template sources are refused)")
+	hostsFile := fs.String("hosts", "", "hosts `file` naming each live host's snapagent (none: live sources are refused)")
 	tokensFile := fs.String("tokens", "", "bearer tokens `file` (YAML: tokens: [{name, role, sha256}]; default $SNAPCOMPOSE_TOKENS_FILE, else a development admin token under --data-dir)")
 	var af agentFlags
 	m.addAgentFlags(fs, &af)
@@ -69,8 +74,22 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	logger.Info("database migrated", "schema_version", store.MigrationVersion())
+	planner := &serverPlanner{}
+	if *catalogDir != "" {
+		if planner.catalog, err = catalog.Open(*catalogDir); err != nil {
+			return err
+		}
+	}
+	if *hostsFile != "" {
+		hf, err := hosts.Load(*hostsFile)
+		if err != nil {
+			return err
+		}
+		planner.live = live.New(hf, live.WithGetenv(m.getenv))
+	}
 	ai := m.startServingAgent(ctx, st, af, *dataDir, *modelPoll, logger)
 	defer ai.close()
+	planner.ai = ai
 	tokens, err := m.serverTokens(*tokensFile, *dataDir, logger)
 	if err != nil {
 		return err
@@ -86,7 +105,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		return domain.Errorf(domain.EINVALID, "--addr: cannot listen on %s: %v", *addr, err)
 	}
 	srv := &http.Server{
-		Handler:           httpapi.New(httpapi.Config{Ready: st, Agent: ai, Tokens: tokens, Logger: logger}),
+		Handler:           httpapi.New(httpapi.Config{Ready: st, Agent: ai, Planner: planner, Tokens: tokens, Logger: logger}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      120 * time.Second,

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -23,7 +24,7 @@ import (
 
 // startServer runs `snapcompose serve --addr 127.0.0.1:0` in-process against
 // a database of the test's own and returns its base URL.
-func startServer(t *testing.T, databaseURL string, args ...string) string {
+func startServer(t testing.TB, databaseURL string, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	addrc := make(chan string, 1)
@@ -411,5 +412,40 @@ func TestServeDevelopmentToken(t *testing.T) {
 	logs.mu.Unlock()
 	if !strings.Contains(s, path) || strings.Contains(s, c.Token) {
 		t.Errorf("the logs should name %s and never the token:\n%s", path, s)
+	}
+}
+
+// TestServeDryRun: POST /v1/compositions?dry_run=true plans the seed
+// (templates) with the served AI_AGENT; a bad manifest names its fields;
+// without dry_run the answer says what is not built yet.
+func TestServeDryRun(t *testing.T) {
+	t.Parallel()
+	agenttest.Library(t)
+	_, dbURL := pgtest.NewDatabase(t)
+	base := startServer(t, dbURL, "--model", agenttest.ModelPath(), "--model-poll", "0", "--catalog", seedCatalog)
+	c := apitest.New(t)
+	c.Token = testTokens[httpapi.Composer]
+	seed, err := os.ReadFile(seedTemplates)
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func(query string, body []byte) (int, map[string]any) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, base+"/v1/compositions"+query, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		resp, raw := c.Do(t, req)
+		return resp.StatusCode, decode(t, "/v1/compositions", raw)
+	}
+	aiSeed := bytes.Replace(seed, []byte(`"PRIORITY"`), []byte(`"AI_AGENT"`), 1)
+	code, plan := post("?dry_run=true", aiSeed)
+	if code != 200 || plan["strategy"] != "AI_AGENT" || len(plan["conflicts"].([]any)) != 7 {
+		t.Fatalf("dry run = %d %v", code, plan)
+	}
+	code, e := post("?dry_run=true", []byte(`{"name": "x", "sources": [{"type": "template", "id": "template_a", "priority": "high"}], "conflict_resolution": "PRIORITY", "resource_limits": {"cpu": "1", "memory": "1GB", "disk": "1GB"}}`))
+	if raw, _ := json.Marshal(e); code != 400 || !strings.Contains(string(raw), "/sources/0/priority") {
+		t.Errorf("a bad manifest = %d %s, want 400 naming /sources/0/priority", code, raw)
+	}
+	if code, e := post("", seed); code != 501 || e["code"] != "not_implemented" {
+		t.Errorf("without dry_run = %d %v, want 501 saying what is not built", code, e)
 	}
 }

@@ -11,9 +11,12 @@ import (
 	"time"
 
 	"github.com/snapcompose/snapcompose/internal/agent"
+	"github.com/snapcompose/snapcompose/internal/catalog"
 	"github.com/snapcompose/snapcompose/internal/domain"
 	"github.com/snapcompose/snapcompose/internal/features"
 	"github.com/snapcompose/snapcompose/internal/httpapi"
+	"github.com/snapcompose/snapcompose/internal/live"
+	"github.com/snapcompose/snapcompose/internal/orchestrator"
 	"github.com/snapcompose/snapcompose/internal/store"
 )
 
@@ -202,4 +205,34 @@ func (a *servingAgent) close() {
 	if a.reloader != nil {
 		a.reloader.Close()
 	}
+}
+
+// serverPlanner plans for the API with the server's catalog and hosts
+// file, the deterministic strategies and the serving AI_AGENT.
+type serverPlanner struct {
+	catalog *catalog.Catalog // nil: no template sources
+	live    *live.Source     // nil: no live sources
+	ai      *servingAgent
+}
+
+func (p *serverPlanner) Plan(ctx context.Context, m *domain.Manifest) (*domain.Plan, error) {
+	o := orchestrator.New()
+	if p.catalog != nil {
+		o.WithSource(domain.TemplateSource, p.catalog)
+	}
+	if p.live != nil {
+		o.WithSource(domain.LiveSource, p.live)
+	}
+	for _, s := range []domain.Strategy{domain.FirstWin, domain.LastWin, domain.Priority} {
+		r, _ := agent.New(s)
+		o.WithResolver(r)
+	}
+	if m.ConflictResolution == domain.AIAgent {
+		r, err := p.ai.Resolver()
+		if err != nil {
+			return nil, err
+		}
+		o.WithResolver(r)
+	}
+	return o.Plan(ctx, m)
 }
