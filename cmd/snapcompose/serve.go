@@ -100,12 +100,17 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		logger.Info("retraining scheduled", "every", retrainEvery.String())
 	}
 
+	pm := newPlanMetrics()
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return domain.Errorf(domain.EINVALID, "--addr: cannot listen on %s: %v", *addr, err)
 	}
+	api := httpapi.New(httpapi.Config{Ready: st, Agent: ai, Planner: measured{planner, pm}, Tokens: tokens, Logger: logger})
+	if err := pm.register(api); err != nil {
+		return err
+	}
 	srv := &http.Server{
-		Handler:           httpapi.New(httpapi.Config{Ready: st, Agent: ai, Planner: planner, Tokens: tokens, Logger: logger}),
+		Handler:           api,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      120 * time.Second,

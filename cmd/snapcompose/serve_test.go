@@ -448,4 +448,15 @@ func TestServeDryRun(t *testing.T) {
 	if code, e := post("", seed); code != 501 || e["code"] != "not_implemented" {
 		t.Errorf("without dry_run = %d %v, want 501 saying what is not built", code, e)
 	}
+	// The plan is measured.
+	_, metrics := c.Get(t, base+"/metrics")
+	for _, want := range []string{
+		`snapcompose_plan_duration_seconds_count{outcome="ok",strategy="AI_AGENT"} 1`,
+		`snapcompose_conflicts_total{action="keep",kind="env"} 2`,
+		`snapcompose_agent_chosen_score_count 7`,
+	} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 }
