@@ -114,7 +114,7 @@ func (l *Learned) resolve(ctx context.Context, m *domain.Manifest, decisions []d
 			margin := scores[i][c] - best
 			ch.Margin = &margin
 			ch.Ambiguous = l.opt.AmbiguousMargin > 0 && margin < l.opt.AmbiguousMargin
-			reason += fmt.Sprintf(", %+.3f against the best alternative", margin)
+			reason += fmt.Sprintf(", %+.4f against the best alternative", margin)
 			if margin < 0 {
 				reason += " (chosen jointly: it also settles another conflict)"
 			}
