@@ -53,14 +53,16 @@ type Main struct {
 const usage = `snapcompose composes environments from templates and live hosts.
 
 Usage:
-  snapcompose plan -f MANIFEST [--catalog DIR] [--hosts FILE] [--output text|json] [--strategy S]
-  snapcompose serve [--addr HOST:PORT] [--data-dir DIR] [--retrain-every DURATION]
+  snapcompose plan -f MANIFEST [--catalog DIR] [--hosts FILE] [--output text|json] [--strategy S] [--model FILE] [--ambiguous-margin X]
+  snapcompose serve [--addr HOST:PORT] [--data-dir DIR] [--catalog DIR] [--hosts FILE] [--tokens FILE] [--model FILE] [--model-poll D] [--retrain-every D]
   snapcompose migrate up|down|version
   snapcompose db start|stop [--data-dir DIR] [--ephemeral]
   snapcompose import usage --format bitbrains [--host NAME] DIR_OR_FILE...
   snapcompose train [--simulate N] [--seed S] [--pods FILE] [--from T] [--to T] [--promote] [--out DIR] [--workers N]
   snapcompose model list | model promote VERSION | model export VERSION|promoted --out DIR
   snapcompose eval allocation --usage DIR [--seed N | --seeds N,N,...] [--group-size N] [--output text|json]
+  snapcompose eval agent [--model FILE] [--card FILE] [--limit N] [--output text|json]
+  snapcompose pool set NAME --cpu Q --memory Q --disk Q | pool import NAME --openb-nodes FILE [--nodes N] | pool show NAME
   snapcompose version
 
 Run "snapcompose COMMAND -h" for a command's flags.
@@ -91,12 +93,14 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		err = m.trainCmd(ctx, args[1:])
 	case "model":
 		err = m.modelCmd(ctx, args[1:])
+	case "pool":
+		err = m.poolCmd(ctx, args[1:])
 	case "version":
 		fmt.Fprintln(m.Stdout, "snapcompose", version())
 	case "help", "-h", "--help":
 		fmt.Fprint(m.Stdout, usage)
 	default:
-		err = domain.Errorf(domain.EINVALID, "unknown command %q: want plan, serve, migrate, db, import, eval, train, model or version", args[0])
+		err = domain.Errorf(domain.EINVALID, "unknown command %q: want plan, serve, migrate, db, import, eval, train, model, pool or version", args[0])
 	}
 	return m.fail(err)
 }
