@@ -92,22 +92,18 @@ func (m *Main) importUsage(ctx context.Context, args []string) error {
 	if len(paths) == 0 {
 		return domain.Errorf(domain.EINVALID, "import usage: name at least one file or directory to import: %s", importUsageSynopsis)
 	}
-	url := m.getenv("DATABASE_URL")
-	if url == "" {
+	if m.getenv("DATABASE_URL") == "" {
 		return domain.Errorf(domain.EINVALID, "import usage: DATABASE_URL is not set: set it to the snapcompose database (`snapcompose db start` starts a local one and prints its URL)")
 	}
 	files, fileProblems := listTraceFiles(paths)
 	if len(files) == 0 {
 		return domain.Invalid("import usage: nothing to import", fileProblems)
 	}
-	st, err := store.Open(ctx, url)
+	st, err := m.openStore(ctx, "import usage")
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	if err := st.Ready(ctx); err != nil {
-		return err
-	}
 
 	start := time.Now()
 	results := m.importTraceFiles(ctx, st, *host, files, *workers)

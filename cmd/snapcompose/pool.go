@@ -11,7 +11,6 @@ import (
 
 	"github.com/snapcompose/snapcompose/internal/domain"
 	"github.com/snapcompose/snapcompose/internal/quantity"
-	"github.com/snapcompose/snapcompose/internal/store"
 )
 
 const poolSynopsis = "snapcompose pool set NAME --cpu Q --memory Q --disk Q | pool import NAME --openb-nodes FILE [--nodes N] [--disk-per-node Q] | pool show NAME"
@@ -70,18 +69,11 @@ func (m *Main) poolCmd(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	url := m.getenv("DATABASE_URL")
-	if url == "" {
-		return domain.Errorf(domain.EINVALID, "pool: DATABASE_URL is not set: set it to the snapcompose database (`snapcompose db start` starts a local one and prints its URL)")
-	}
-	st, err := store.Open(ctx, url)
+	st, err := m.openStore(ctx, "pool "+sub)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	if err := st.Ready(ctx); err != nil {
-		return err
-	}
 	if sub != "show" {
 		if err := st.UpsertPool(ctx, name, capacity); err != nil {
 			return err
