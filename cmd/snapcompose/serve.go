@@ -31,7 +31,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	dataDir := fs.String("data-dir", defaultDataDir, "`directory` for the managed Postgres when DATABASE_URL is not set")
 	retrainEvery := fs.Duration("retrain-every", 0, "retrain the model from the history every `interval` (e.g. 24h) in the background; 0 never")
 	modelPoll := fs.Duration("model-poll", 30*time.Second, "check the registry for a newly promoted model every `interval` and swap it in; 0 never")
-	catalogDir := fs.String("catalog", "", "template catalog `dir`ectory for compositions (none: template sources are refused)")
+	catalogDir := fs.String("catalog", "", "template catalog `dir`ectory for compositions (none: the catalog in Postgres, PUT /v1/templates/{id})")
 	hostsFile := fs.String("hosts", "", "hosts `file` naming each live host's snapagent (none: live sources are refused)")
 	tokensFile := fs.String("tokens", "", "bearer tokens `file` (YAML: tokens: [{name, role, sha256}]; default $SNAPCOMPOSE_TOKENS_FILE, else a development admin token under --data-dir)")
 	var af agentFlags
@@ -74,11 +74,13 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	logger.Info("database migrated", "schema_version", store.MigrationVersion())
-	planner := &serverPlanner{}
+	planner := &serverPlanner{templates: dbTemplates{st}}
 	if *catalogDir != "" {
-		if planner.catalog, err = catalog.Open(*catalogDir); err != nil {
+		cat, err := catalog.Open(*catalogDir)
+		if err != nil {
 			return err
 		}
+		planner.templates = cat
 	}
 	if *hostsFile != "" {
 		hf, err := hosts.Load(*hostsFile)
@@ -105,7 +107,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return domain.Errorf(domain.EINVALID, "--addr: cannot listen on %s: %v", *addr, err)
 	}
-	api := httpapi.New(httpapi.Config{Ready: st, Agent: ai, Planner: measured{planner, pm}, Tokens: tokens, Logger: logger})
+	api := httpapi.New(httpapi.Config{Ready: st, Agent: ai, Planner: measured{planner, pm}, Templates: dbTemplates{st}, Tokens: tokens, Logger: logger})
 	if err := pm.register(api); err != nil {
 		return err
 	}

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/snapcompose/snapcompose/internal/agent"
-	"github.com/snapcompose/snapcompose/internal/catalog"
 	"github.com/snapcompose/snapcompose/internal/domain"
 	"github.com/snapcompose/snapcompose/internal/features"
 	"github.com/snapcompose/snapcompose/internal/httpapi"
@@ -210,15 +209,15 @@ func (a *servingAgent) close() {
 // serverPlanner plans for the API with the server's catalog and hosts
 // file, the deterministic strategies and the serving AI_AGENT.
 type serverPlanner struct {
-	catalog *catalog.Catalog // nil: no template sources
-	live    *live.Source     // nil: no live sources
-	ai      *servingAgent
+	templates domain.SnapshotSource // the catalog directory, else the catalog in Postgres
+	live      *live.Source          // nil: no live sources
+	ai        *servingAgent
 }
 
 func (p *serverPlanner) Plan(ctx context.Context, m *domain.Manifest) (*domain.Plan, error) {
 	o := orchestrator.New()
-	if p.catalog != nil {
-		o.WithSource(domain.TemplateSource, p.catalog)
+	if p.templates != nil {
+		o.WithSource(domain.TemplateSource, p.templates)
 	}
 	if p.live != nil {
 		o.WithSource(domain.LiveSource, p.live)

@@ -44,22 +44,24 @@ type Agent interface {
 
 // Server is the HTTP API.
 type Server struct {
-	ready   Readiness
-	agent   Agent
-	planner Planner
-	tokens  *Tokens
-	logger  *slog.Logger
-	router  chi.Router
-	metrics *metrics
+	ready     Readiness
+	agent     Agent
+	planner   Planner
+	templates Templates
+	tokens    *Tokens
+	logger    *slog.Logger
+	router    chi.Router
+	metrics   *metrics
 }
 
 // Config is what the server serves with.
 type Config struct {
-	Ready   Readiness
-	Agent   Agent   // nil: no AI_AGENT
-	Planner Planner // nil: no compositions
-	Tokens  *Tokens // who may call /v1; nil accepts no token
-	Logger  *slog.Logger
+	Ready     Readiness
+	Agent     Agent     // nil: no AI_AGENT
+	Planner   Planner   // nil: no compositions
+	Templates Templates // nil: no catalog in Postgres
+	Tokens    *Tokens   // who may call /v1; nil accepts no token
+	Logger    *slog.Logger
 }
 
 // openAPI is the API's OpenAPI 3 document, served at /openapi.yaml; the
@@ -81,7 +83,7 @@ func New(cfg Config) *Server {
 	if cfg.Tokens == nil {
 		cfg.Tokens, _ = NewTokens()
 	}
-	s := &Server{ready: cfg.Ready, agent: cfg.Agent, planner: cfg.Planner, tokens: cfg.Tokens, logger: cfg.Logger, router: chi.NewRouter(), metrics: newMetrics()}
+	s := &Server{ready: cfg.Ready, agent: cfg.Agent, planner: cfg.Planner, templates: cfg.Templates, tokens: cfg.Tokens, logger: cfg.Logger, router: chi.NewRouter(), metrics: newMetrics()}
 	s.router.Use(middleware.RequestID, middleware.RealIP, s.logRequests, s.metrics.observe, middleware.Recoverer, limitBody)
 	s.router.Get("/healthz", s.healthz)
 	s.router.Get("/readyz", s.readyz)
@@ -96,6 +98,11 @@ func New(cfg Config) *Server {
 		v1.With(require(Composer)).Post("/conflicts/resolve", s.resolveConflict)
 		v1.With(require(Composer)).Post("/allocations/optimize", s.optimizeAllocation)
 		v1.With(require(Composer)).Post("/compositions", s.createComposition)
+		if s.templates != nil {
+			v1.With(require(Analyst)).Get("/templates/{id}", s.getTemplate)
+			v1.With(require(Analyst)).Get("/templates/{id}/versions", s.templateVersions)
+			v1.With(require(Admin)).Put("/templates/{id}", s.putTemplate)
+		}
 	})
 	s.router.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, domain.Errorf(domain.ENOTFOUND, "no route %s %s", r.Method, r.URL.Path))
