@@ -29,7 +29,7 @@ func startServer(t testing.TB, databaseURL string, args ...string) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	addrc := make(chan string, 1)
 	done := make(chan int, 1)
-	var stderr strings.Builder
+	logs := &syncBuffer{}
 	tokens := filepath.Join(t.TempDir(), "tokens.yaml")
 	var doc strings.Builder
 	doc.WriteString("tokens:\n")
@@ -41,7 +41,7 @@ func startServer(t testing.TB, databaseURL string, args ...string) string {
 	}
 	env := map[string]string{"DATABASE_URL": databaseURL, "SNAPCOMPOSE_TOKENS_FILE": tokens}
 	m := &Main{
-		Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: &lockedWriter{w: &stderr},
+		Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: logs,
 		Getenv:   func(k string) string { return env[k] },
 		OnListen: func(addr string) { addrc <- addr },
 	}
@@ -64,7 +64,7 @@ func startServer(t testing.TB, databaseURL string, args ...string) string {
 	case addr := <-addrc:
 		return "http://" + addr
 	case code := <-done:
-		t.Fatalf("serve exited %d before listening", code)
+		t.Fatalf("serve exited %d before listening; its log:\n%s", code, logs.String())
 	case <-time.After(60 * time.Second):
 		t.Fatal("serve did not start within 60s")
 	}
@@ -379,8 +379,7 @@ func TestServeDevelopmentToken(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	addrc, done := make(chan string, 1), make(chan int, 1)
-	var stderr strings.Builder
-	logs := &lockedWriter{w: &stderr}
+	logs := &syncBuffer{}
 	m := &Main{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: logs,
 		Getenv:   func(k string) string { return map[string]string{"DATABASE_URL": dbURL}[k] },
 		OnListen: func(addr string) { addrc <- addr }}
@@ -407,10 +406,7 @@ func TestServeDevelopmentToken(t *testing.T) {
 	}
 	cancel()
 	<-done
-	logs.mu.Lock()
-	s := stderr.String()
-	logs.mu.Unlock()
-	if !strings.Contains(s, path) || strings.Contains(s, c.Token) {
+	if s := logs.String(); !strings.Contains(s, path) || strings.Contains(s, c.Token) {
 		t.Errorf("the logs should name %s and never the token:\n%s", path, s)
 	}
 }

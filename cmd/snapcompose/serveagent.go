@@ -69,29 +69,19 @@ func (m *Main) startServingAgent(ctx context.Context, st *store.Store, f agentFl
 // sync loads the promoted model if it is not the one serving (or the model
 // file when none is promoted and none serves yet).
 func (a *servingAgent) sync(ctx context.Context) {
-	path, version := "", ""
+	a.mu.Lock()
+	refused, serving, serves := a.refused, a.status.ModelVersion, a.reloader != nil
+	tried := serves || a.status.Error != ""
+	a.mu.Unlock()
 	mv, err := a.st.PromotedModel(ctx)
-	if err == nil {
-		a.mu.Lock()
-		refused := a.refused == mv.Version
-		a.mu.Unlock()
-		if refused {
-			return // said so once; a new promotion is tried
-		}
-	}
 	switch {
+	case err == nil && (mv.Version == refused || serves && mv.Version == serving):
+		return // serving it, or said once why not; a new promotion is tried
 	case err == nil && mv.FeatureSchema != features.SchemaHash():
 		a.fail(fmt.Errorf("promoted model %s extracts feature schema %s, this build %s: promote a model trained by this build", mv.Version, mv.FeatureSchema, features.SchemaHash()), mv.Version)
-		return
 	case err == nil:
-		a.mu.Lock()
-		same := a.status.ModelVersion == mv.Version && a.reloader != nil
-		a.mu.Unlock()
-		if same {
-			return
-		}
 		// Named by digest: a version is any text, a digest a safe name.
-		version, path = mv.Version, filepath.Join(a.dir, strings.TrimPrefix(mv.ONNXDigest, "sha256:")+".onnx")
+		path := filepath.Join(a.dir, strings.TrimPrefix(mv.ONNXDigest, "sha256:")+".onnx")
 		if err := os.MkdirAll(a.dir, 0o755); err != nil {
 			a.fail(err, mv.Version)
 			return
@@ -100,19 +90,15 @@ func (a *servingAgent) sync(ctx context.Context) {
 			a.fail(err, mv.Version)
 			return
 		}
+		a.load(path, mv.Version)
 	case domain.ErrorCode(err) == domain.ENOTFOUND:
-		a.mu.Lock()
-		loaded := a.reloader != nil || a.status.Error != ""
-		a.mu.Unlock()
-		if loaded {
-			return // the file model serves (or failed) already
+		if !tried { // none promoted: the model file, once
+			path := a.m.modelPath(a.flags)
+			a.load(path, "file:"+path)
 		}
-		path, version = a.m.modelPath(a.flags), "file:"+a.m.modelPath(a.flags)
 	default:
 		a.logger.Error("AI_AGENT: reading the promoted model", "error", domain.ErrorMessage(err))
-		return
 	}
-	a.load(path, version)
 }
 
 func (a *servingAgent) load(path, version string) {

@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -182,7 +180,7 @@ func TestRetrainer(t *testing.T) {
 	pool, dbURL := pgtest.NewDatabase(t)
 	trainOK(t, dbURL, "--simulate", "120", "--seed", "5")
 	st := store.New(pool)
-	logs := &retrainLog{}
+	logs := &syncBuffer{}
 	r := startRetrainer(context.Background(), st, 100*time.Millisecond, slog.New(slog.NewJSONHandler(logs, nil)))
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
@@ -205,22 +203,4 @@ func TestRetrainer(t *testing.T) {
 		t.Errorf("a third training run exists (err %v) though no composition came in; log:\n%s", err, logs.String())
 	}
 	wantFragments(t, "the retrainer's log", logs.String(), `"msg":"retrained"`, "no new compositions since the last run")
-}
-
-// retrainLog collects the retrainer's log lines.
-type retrainLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *retrainLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *retrainLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }

@@ -80,10 +80,7 @@ var ortEnv struct {
 // InitRuntime loads the onnxruntime library once per process ("" means
 // $ONNXRUNTIME_LIB) and returns its absolute path. LoadModel calls it; call
 // it first to tell a missing library from a bad model.
-func InitRuntime(library string) (string, error) { return initRuntime(library) }
-
-// initRuntime loads the onnxruntime library once per process.
-func initRuntime(library string) (string, error) {
+func InitRuntime(library string) (string, error) {
 	if library == "" {
 		library = os.Getenv("ONNXRUNTIME_LIB")
 	}
@@ -135,7 +132,7 @@ func LoadModel(path string, opt ModelOptions) (*Model, error) {
 	if opt.IntraOpThreads < 0 {
 		return nil, fmt.Errorf("agent: loading model %s: %d intra-op threads", path, opt.IntraOpThreads)
 	}
-	lib, err := initRuntime(opt.Library)
+	lib, err := InitRuntime(opt.Library)
 	if err != nil {
 		return nil, err
 	}

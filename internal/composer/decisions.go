@@ -26,8 +26,7 @@ type round struct {
 // content are not conflicts: they are merged on the spot (the first source in
 // manifest order keeps the instance) before the conflicts are listed.
 func (c *Composition) Decisions(kind domain.ClaimKind) []domain.Decision {
-	switch kind {
-	case domain.CPUClaim, domain.MemoryClaim, domain.DiskClaim:
+	if kind.Compute() {
 		return c.computeDecisions(kind)
 	}
 	var conflicting [][]claim

@@ -14,6 +14,10 @@ const (
 	DiskClaim    ClaimKind = "disk"
 )
 
+// Compute reports whether k is a demand for cpu, memory or disk, settled
+// by allocation rather than by a winner.
+func (k ClaimKind) Compute() bool { return k == CPUClaim || k == MemoryClaim || k == DiskClaim }
+
 // ClaimKinds lists the kinds in the order conflicts are settled: services
 // first, since a rename or a drop changes which ports, volumes and files are
 // still claimed; compute last, since it depends on what is left.

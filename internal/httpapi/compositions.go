@@ -22,13 +22,13 @@ type Planner interface {
 // plans synchronously and provisions nothing; durable composition jobs
 // (provisioning and instantiation) are not built yet, and say so.
 func (s *Server) createComposition(w http.ResponseWriter, r *http.Request) {
-	dry, err := strconv.ParseBool(r.URL.Query().Get("dry_run"))
-	if r.URL.Query().Get("dry_run") == "" {
-		dry, err = false, nil
-	}
-	if err != nil {
-		s.writeError(w, r, domain.Errorf(domain.EINVALID, "dry_run: %q: want true or false", r.URL.Query().Get("dry_run")))
-		return
+	dry := false
+	if q := r.URL.Query().Get("dry_run"); q != "" {
+		var err error
+		if dry, err = strconv.ParseBool(q); err != nil {
+			s.writeError(w, r, domain.Errorf(domain.EINVALID, "dry_run: %q: want true or false", q))
+			return
+		}
 	}
 	if !dry {
 		writeJSON(w, http.StatusNotImplemented, errorBody{Code: "not_implemented",

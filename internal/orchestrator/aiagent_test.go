@@ -73,7 +73,7 @@ func TestAIAgentExplainsEveryConflict(t *testing.T) {
 		checkInvariants(t, p)
 		for _, c := range p.Conflicts {
 			r := c.Resolution
-			if c.Kind == domain.CPUClaim || c.Kind == domain.MemoryClaim || c.Kind == domain.DiskClaim {
+			if c.Kind.Compute() {
 				continue
 			}
 			conflicts++

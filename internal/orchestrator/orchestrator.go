@@ -140,7 +140,7 @@ func (o *Orchestrator) Plan(ctx context.Context, m *domain.Manifest) (*domain.Pl
 					return nil, fmt.Errorf("settling %s: %w", d.Conflict.Key, err)
 				}
 			}
-			if kind == domain.CPUClaim || kind == domain.MemoryClaim || kind == domain.DiskClaim {
+			if kind.Compute() {
 				break // demand over a limit: one round, the allocator does the rest
 			}
 		}

@@ -112,7 +112,7 @@ func WriteText(w io.Writer, p *domain.Plan) error {
 	for _, c := range p.Conflicts {
 		var who []string
 		for _, cl := range c.Claimants {
-			if cl.Owner != "" && c.Kind != domain.CPUClaim && c.Kind != domain.MemoryClaim && c.Kind != domain.DiskClaim {
+			if cl.Owner != "" && !c.Kind.Compute() {
 				who = append(who, fmt.Sprintf("%s (%s)", cl.Source, cl.Owner))
 			} else {
 				who = append(who, string(cl.Source))
