@@ -214,6 +214,9 @@ func (c *converter) service(s types.ServiceConfig) domain.Service {
 	}
 	svc.Runtime = domain.Digest(runtime)
 	svc.Digest = svc.DefinitionDigest()
+	if svc.Definition, err = json.Marshal(s); err != nil {
+		c.problemf("services."+s.Name, "cannot be written out: %v", err)
+	}
 	return svc
 }
 
@@ -419,7 +422,12 @@ func (c *converter) volumes(mounted map[string]bool) []domain.Volume {
 			c.problemf("volumes."+name, "cannot be digested: %v", err)
 			continue
 		}
-		volumes = append(volumes, domain.Volume{Name: name, Digest: domain.Digest(decl)})
+		def, err := json.Marshal(v)
+		if err != nil {
+			c.problemf("volumes."+name, "cannot be written out: %v", err)
+			continue
+		}
+		volumes = append(volumes, domain.Volume{Name: name, Digest: domain.Digest(decl), Definition: def})
 	}
 	return volumes
 }

@@ -6,8 +6,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
+	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -128,3 +131,56 @@ func fileKind(m fs.FileMode) string {
 		return fmt.Sprintf("a special file (%s)", m.Type())
 	}
 }
+
+// Blob opens the file template id places at path (absolute, in the
+// environment), for materialising a composition. The bytes are checked
+// against digest as they are read: a mismatch — the file changed since the
+// template was retrieved — fails the last Read. It returns ENOTFOUND when
+// the template has no such file.
+func (c *Catalog) Blob(ctx context.Context, id, filePath, digest string) (io.ReadCloser, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if !idPattern.MatchString(id) || !path.IsAbs(filePath) || path.Clean(filePath) != filePath {
+		return nil, domain.Errorf(domain.EINVALID, "template %q file %q: ids are as in the catalog, paths absolute and clean", id, filePath)
+	}
+	want, ok := strings.CutPrefix(digest, "sha256:")
+	if !ok {
+		return nil, domain.Errorf(domain.EINVALID, "template %s file %s: digest %q is not of the form sha256:<hex>", id, filePath, digest)
+	}
+	root, err := os.OpenRoot(c.dir)
+	if err != nil {
+		return nil, domain.Errorf(domain.EUNAVAILABLE, "catalog directory %q cannot be opened: %v", c.dir, unwrapPathError(err))
+	}
+	defer root.Close()
+	rel := path.Join(id, "files", filePath)
+	f, err := root.Open(rel)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, domain.Errorf(domain.ENOTFOUND, "template %s has no file %s (%s)", id, filePath, c.display(rel))
+	}
+	if err != nil {
+		return nil, domain.Errorf(domain.EUNAVAILABLE, "%s cannot be read: %v", c.display(rel), unwrapPathError(err))
+	}
+	return &checkedFile{f: f, sum: sha256.New(), want: want, name: c.display(rel)}, nil
+}
+
+// checkedFile checks a file against its digest as it is read.
+type checkedFile struct {
+	f    *os.File
+	sum  hash.Hash
+	want string
+	name string
+}
+
+func (c *checkedFile) Read(p []byte) (int, error) {
+	n, err := c.f.Read(p)
+	c.sum.Write(p[:n])
+	if errors.Is(err, io.EOF) {
+		if got := hex.EncodeToString(c.sum.Sum(nil)); got != c.want {
+			return n, domain.Errorf(domain.ECONFLICT, "%s changed since the template was retrieved: its digest is now sha256:%s", c.name, got)
+		}
+	}
+	return n, err
+}
+
+func (c *checkedFile) Close() error { return c.f.Close() }

@@ -49,6 +49,11 @@ type Service struct {
 	// ("env:NAME", "file:/path"), sorted; nil when unknown. It lets a
 	// failure be pinned on the variables and files the service uses.
 	Reads []string
+	// Definition is the service as its source defines it, as a Compose
+	// service (compose-go's ServiceConfig in JSON): what instantiation
+	// writes into compose.yaml besides what the plan settles (name, ports,
+	// dependencies, resources). Nil when the source gave none.
+	Definition []byte
 }
 
 // Port is a published port: Host on the machine, Container inside the service.
@@ -118,6 +123,9 @@ type File struct {
 type Volume struct {
 	Name   string
 	Digest string // of its declaration (driver, options, external, labels)
+	// Definition is the declaration as a Compose volume (compose-go's
+	// VolumeConfig in JSON); nil when the source gave none.
+	Definition []byte
 }
 
 // DefinitionDigest returns the Digest a service's claim carries: its Runtime

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/compose-spec/compose-go/v2/types"
+
 	"github.com/snapcompose/snapcompose/internal/agentapi"
 	"github.com/snapcompose/snapcompose/internal/domain"
 )
@@ -286,7 +288,32 @@ func convertService(procs []agentapi.Process, ports []domain.Port, rec *agentapi
 	}
 	svc.Runtime = domain.Digest(runtime)
 	svc.Digest = svc.DefinitionDigest()
+	if svc.Definition, err = definition(procs, svc.Reads); err != nil {
+		return svc, fmt.Errorf("service %s cannot be written out: %v", svc.Name, err)
+	}
 	return svc, nil
+}
+
+// definition writes a live service as the Compose service that runs it
+// again: its first process's command line in its working directory, the
+// environment-wide variables its processes read (taken from the composed
+// .env by name), and what it ran, as a label. A live process has no image:
+// instantiation gives it one (see package instantiate).
+func definition(procs []agentapi.Process, reads []string) ([]byte, error) {
+	p := procs[0]
+	s := types.ServiceConfig{Name: p.Service}
+	s.Command = types.ShellCommand(p.Cmdline)
+	s.WorkingDir = p.Cwd
+	s.Labels = types.Labels{"dev.snapcompose.captured-exe": executable(p)}
+	for _, r := range reads {
+		if name, ok := strings.CutPrefix(r, "env:"); ok {
+			if s.Environment == nil {
+				s.Environment = types.MappingWithEquals{}
+			}
+			s.Environment[name] = nil
+		}
+	}
+	return json.Marshal(s)
 }
 
 // executable names what a process runs: its executable, or when the agent

@@ -95,6 +95,21 @@ func (o *Orchestrator) WithResolver(r domain.Resolver) *Orchestrator {
 // EINFEASIBLE error, so the caller can show what does not fit. Retrieval errors keep their codes (ENOTFOUND, EINVALID,
 // EUNAVAILABLE); a strategy with no resolver is EUNAVAILABLE.
 func (o *Orchestrator) Plan(ctx context.Context, m *domain.Manifest) (*domain.Plan, error) {
+	rec, err := o.Compose(ctx, m)
+	if rec == nil {
+		return nil, err
+	}
+	return rec.Plan, err
+}
+
+// Compose composes m like Plan and returns everything the composition
+// decided, for the history and for instantiation: the plan, the snapshots
+// as retrieved, and every decision with the resolver's choice, in the order
+// they were settled. Features are left to the caller, who knows the
+// history they are extracted against. Like Plan, it returns the record
+// together with an EINFEASIBLE error when the composition cannot be fitted,
+// and nil with any other error.
+func (o *Orchestrator) Compose(ctx context.Context, m *domain.Manifest) (*domain.PlanRecord, error) {
 	resolver, ok := o.resolvers[m.ConflictResolution]
 	if !ok {
 		return nil, domain.Errorf(domain.EUNAVAILABLE, "conflict_resolution %s is not available in this process; available: %s", m.ConflictResolution, o.available())
@@ -116,6 +131,7 @@ func (o *Orchestrator) Plan(ctx context.Context, m *domain.Manifest) (*domain.Pl
 	if v, ok := resolver.(Valuer); ok {
 		resolver, weigh = v.ForPlan()
 	}
+	rec := &domain.PlanRecord{Snapshots: snaps}
 	for _, kind := range domain.ClaimKinds {
 		// A round settles every conflict of the kind. A choice made moot by
 		// an earlier one in the round (its winner was dropped) leaves what
@@ -140,12 +156,19 @@ func (o *Orchestrator) Plan(ctx context.Context, m *domain.Manifest) (*domain.Pl
 					return nil, fmt.Errorf("settling %s: %w", d.Conflict.Key, err)
 				}
 			}
+			rec.Decisions = append(rec.Decisions, decisions...)
+			rec.Choices = append(rec.Choices, choices...)
 			if kind.Compute() {
 				break // demand over a limit: one round, the allocator does the rest
 			}
 		}
 	}
-	return negotiate.Fit(ctx, comp, m.ResourceLimits, negotiate.Options{Negotiators: o.negotiators(), Weigh: weigh})
+	plan, err := negotiate.Fit(ctx, comp, m.ResourceLimits, negotiate.Options{Negotiators: o.negotiators(), Weigh: weigh})
+	if plan == nil {
+		return nil, err
+	}
+	rec.Plan = plan
+	return rec, err
 }
 
 // Valuer is a resolver that also values services for the allocator from

@@ -387,7 +387,7 @@ func snapshotBody(snap *domain.Snapshot) []byte {
 		doc.Files[i] = fileDoc(f)
 	}
 	for i, v := range snap.Volumes {
-		doc.Volumes[i] = volumeDoc(v)
+		doc.Volumes[i] = volumeDoc{Name: v.Name, Digest: v.Digest}
 	}
 	b, err := json.Marshal(doc)
 	if err != nil {
