@@ -14,10 +14,12 @@ import (
 	"github.com/snapcompose/snapcompose/internal/domain"
 	"github.com/snapcompose/snapcompose/internal/features"
 	"github.com/snapcompose/snapcompose/internal/hosts"
+	"github.com/snapcompose/snapcompose/internal/instantiate"
 	"github.com/snapcompose/snapcompose/internal/live"
 	"github.com/snapcompose/snapcompose/internal/manifest"
 	"github.com/snapcompose/snapcompose/internal/orchestrator"
 	"github.com/snapcompose/snapcompose/internal/planview"
+	"github.com/snapcompose/snapcompose/internal/quantity"
 	"github.com/snapcompose/snapcompose/internal/store"
 )
 
@@ -54,6 +56,7 @@ const usage = `snapcompose composes environments from templates and live hosts.
 
 Usage:
   snapcompose plan -f MANIFEST [--catalog DIR] [--hosts FILE] [--output text|json] [--strategy S] [--model FILE] [--ambiguous-margin X]
+  snapcompose compose -f MANIFEST --out DIR [plan's flags] [--live-image IMAGE]
   snapcompose serve [--addr HOST:PORT] [--data-dir DIR] [--catalog DIR] [--hosts FILE] [--tokens FILE] [--model FILE] [--model-poll D] [--retrain-every D]
   snapcompose migrate up|down|version
   snapcompose db start|stop [--data-dir DIR] [--ephemeral]
@@ -77,8 +80,8 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 	}
 	var err error
 	switch args[0] {
-	case "plan":
-		err = m.plan(ctx, args[1:])
+	case "plan", "compose":
+		err = m.plan(ctx, args[0], args[1:])
 	case "serve":
 		err = m.serve(ctx, args[1:])
 	case "migrate":
@@ -100,7 +103,7 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 	case "help", "-h", "--help":
 		fmt.Fprint(m.Stdout, usage)
 	default:
-		err = domain.Errorf(domain.EINVALID, "unknown command %q: want plan, serve, migrate, db, import, eval, train, model, pool or version", args[0])
+		err = domain.Errorf(domain.EINVALID, "unknown command %q: want plan, compose, serve, migrate, db, import, eval, train, model, pool or version", args[0])
 	}
 	return m.fail(err)
 }
@@ -145,9 +148,16 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
-func (m *Main) plan(ctx context.Context, args []string) error {
-	fs := m.flags("plan")
-	var file, catalogDir, hostsFile, output, strategy string
+// plan composes a manifest and prints the plan; compose (withOut) also
+// instantiates it into --out.
+func (m *Main) plan(ctx context.Context, name string, args []string) error {
+	fs := m.flags(name)
+	var file, catalogDir, hostsFile, output, strategy, out, liveImage string
+	withOut := name == "compose"
+	if withOut {
+		fs.StringVar(&out, "out", "", "output `dir`ectory for the environment: compose.yaml, .env, plan.json and rootfs/ (replaced whole)")
+		fs.StringVar(&liveImage, "live-image", instantiate.DefaultLiveImage, "`image` live services run their captured command in")
+	}
 	fs.StringVar(&file, "f", "", "manifest `file` (JSON), or - for standard input")
 	fs.StringVar(&file, "file", "", "same as -f")
 	fs.StringVar(&catalogDir, "catalog", "", "template catalog `dir`ectory")
@@ -168,6 +178,9 @@ func (m *Main) plan(ctx context.Context, args []string) error {
 	if file == "" {
 		return domain.Errorf(domain.EINVALID, "-f: a manifest file is required")
 	}
+	if withOut && out == "" {
+		return domain.Errorf(domain.EINVALID, "--out: an output directory is required")
+	}
 	man, err := m.readManifest(file)
 	if err != nil {
 		return err
@@ -178,33 +191,75 @@ func (m *Main) plan(ctx context.Context, args []string) error {
 			return domain.Errorf(domain.EINVALID, "--strategy: unknown strategy %q: want FIRST_WIN, LAST_WIN, PRIORITY or AI_AGENT", strategy)
 		}
 	}
+	orch, blobs, cleanup, err := m.orchestrator(ctx, file, man, catalogDir, hostsFile, af)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	rec, planErr := orch.Compose(ctx, man)
+	if rec != nil {
+		plan := rec.Plan
+		write := planview.WriteText
+		if output == "json" {
+			write = planview.WriteJSON
+		}
+		if err := write(m.Stdout, plan); err != nil {
+			return err
+		}
+	}
+	if planErr != nil || !withOut {
+		return planErr
+	}
+	res, err := instantiate.Write(ctx, rec, out, instantiate.Options{Blobs: blobs, LiveImage: liveImage})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(m.Stderr, "instantiated into %s: %d services, %d files (%s); run it with: docker compose --project-directory %s up\n",
+		res.Dir, res.Services, res.Files, quantity.FormatBytes(res.Bytes), res.Dir)
+	return nil
+}
+
+// orchestrator wires up the sources and resolvers man needs from the
+// command's flags. cleanup releases what it opened.
+func (m *Main) orchestrator(ctx context.Context, file string, man *domain.Manifest, catalogDir, hostsFile string, af agentFlags) (_ *orchestrator.Orchestrator, _ blobSource, cleanup func(), err error) {
+	var closers []func()
+	var blobs blobSource
+	defer func() {
+		if err != nil {
+			for _, c := range closers {
+				c()
+			}
+		}
+	}()
 	orch := orchestrator.New()
 	for _, s := range man.Sources {
 		switch s.Type {
 		case domain.LiveSource:
 			if hostsFile == "" {
-				return domain.Errorf(domain.EINVALID, "--hosts: %s: /sources/%d: live source %s needs a hosts file (--hosts FILE) that maps host %q to its snapagent",
+				return nil, blobSource{}, nil, domain.Errorf(domain.EINVALID, "--hosts: %s: /sources/%d: live source %s needs a hosts file (--hosts FILE) that maps host %q to its snapagent",
 					file, s.Index, s.Ref(), s.Host)
 			}
 		case domain.TemplateSource:
 			if catalogDir == "" {
-				return domain.Errorf(domain.EINVALID, "--catalog: %s uses template sources, so a catalog directory is required", file)
+				return nil, blobSource{}, nil, domain.Errorf(domain.EINVALID, "--catalog: %s uses template sources, so a catalog directory is required", file)
 			}
 		}
 	}
 	if catalogDir != "" {
 		cat, err := catalog.Open(catalogDir)
 		if err != nil {
-			return err
+			return nil, blobSource{}, nil, err
 		}
 		orch.WithSource(domain.TemplateSource, cat)
+		blobs.catalog = cat
 	}
 	if hostsFile != "" {
 		hf, err := hosts.Load(hostsFile)
 		if err != nil {
-			return err
+			return nil, blobSource{}, nil, err
 		}
-		orch.WithSource(domain.LiveSource, live.New(hf, live.WithGetenv(m.getenv)))
+		blobs.live = live.New(hf, live.WithGetenv(m.getenv))
+		orch.WithSource(domain.LiveSource, blobs.live)
 	}
 	for _, s := range []domain.Strategy{domain.FirstWin, domain.LastWin, domain.Priority} {
 		r, _ := agent.New(s)
@@ -217,31 +272,25 @@ func (m *Main) plan(ctx context.Context, args []string) error {
 		if url := m.getenv("DATABASE_URL"); url != "" {
 			st, err := store.Open(ctx, url)
 			if err != nil {
-				return err
+				return nil, blobSource{}, nil, err
 			}
-			defer st.Close()
+			closers = append(closers, st.Close)
 			history = func(ctx context.Context) (map[domain.SourceRef]features.SourceHistory, error) {
 				return trackRecord(ctx, st)
 			}
 		}
 		learned, scorer, err := m.loadAgent(af, history)
 		if err != nil {
-			return err
+			return nil, blobSource{}, nil, err
 		}
-		defer scorer.Close()
+		closers = append(closers, func() { scorer.Close() })
 		orch.WithResolver(learned)
 	}
-	plan, planErr := orch.Plan(ctx, man)
-	if plan != nil {
-		write := planview.WriteText
-		if output == "json" {
-			write = planview.WriteJSON
+	return orch, blobs, func() {
+		for _, c := range closers {
+			c()
 		}
-		if err := write(m.Stdout, plan); err != nil {
-			return err
-		}
-	}
-	return planErr
+	}, nil
 }
 
 func (m *Main) readManifest(file string) (*domain.Manifest, error) {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/snapcompose/snapcompose/internal/domain"
 	"github.com/snapcompose/snapcompose/internal/httpapi"
+	"github.com/snapcompose/snapcompose/internal/jobs"
 )
 
 // planMetrics measures the plans the server makes: how long they take, the
@@ -16,6 +17,7 @@ type planMetrics struct {
 	duration  *prometheus.HistogramVec
 	conflicts *prometheus.CounterVec
 	scores    prometheus.Histogram
+	stages    *prometheus.HistogramVec
 }
 
 func newPlanMetrics() *planMetrics {
@@ -34,11 +36,21 @@ func newPlanMetrics() *planMetrics {
 			Help:    "AI_AGENT's predicted health of the candidates it chose.",
 			Buckets: prometheus.LinearBuckets(0.1, 0.1, 9),
 		}),
+		stages: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "snapcompose_compose_stage_duration_seconds",
+			Help:    "Time a durable composition spent in each stage: compose, record, provision, instantiate.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
+		}, []string{"stage"}),
 	}
 }
 
+// stage observes how long a composition's stage took.
+func (p *planMetrics) stage(name string, d time.Duration) {
+	p.stages.WithLabelValues(name).Observe(d.Seconds())
+}
+
 func (p *planMetrics) register(s *httpapi.Server) error {
-	return s.Register(p.duration, p.conflicts, p.scores)
+	return s.Register(p.duration, p.conflicts, p.scores, p.stages)
 }
 
 // measured wraps a planner.
@@ -50,21 +62,44 @@ type measured struct {
 func (w measured) Plan(ctx context.Context, m *domain.Manifest) (*domain.Plan, error) {
 	start := time.Now()
 	plan, err := w.Planner.Plan(ctx, m)
+	w.m.observe(m, plan, err, start)
+	return plan, err
+}
+
+// measuredComposer wraps the composer of durable compositions.
+type measuredComposer struct {
+	jobs.Composer
+	m *planMetrics
+}
+
+func (w measuredComposer) Compose(ctx context.Context, m *domain.Manifest) (*domain.PlanRecord, error) {
+	start := time.Now()
+	rec, err := w.Composer.Compose(ctx, m)
+	var plan *domain.Plan
+	if rec != nil {
+		plan = rec.Plan
+	}
+	w.m.observe(m, plan, err, start)
+	return rec, err
+}
+
+// observe counts a plan made since start.
+func (p *planMetrics) observe(m *domain.Manifest, plan *domain.Plan, err error, start time.Time) {
 	outcome := "ok"
 	if err != nil {
 		outcome = domain.ErrorCode(err)
 	}
-	w.m.duration.WithLabelValues(string(m.ConflictResolution), outcome).Observe(time.Since(start).Seconds())
-	if plan != nil {
-		for _, c := range plan.Conflicts {
-			if c.Resolution == nil {
-				continue
-			}
-			w.m.conflicts.WithLabelValues(string(c.Kind), string(c.Resolution.Action)).Inc()
-			if c.Resolution.Score != nil {
-				w.m.scores.Observe(*c.Resolution.Score)
-			}
+	p.duration.WithLabelValues(string(m.ConflictResolution), outcome).Observe(time.Since(start).Seconds())
+	if plan == nil {
+		return
+	}
+	for _, c := range plan.Conflicts {
+		if c.Resolution == nil {
+			continue
+		}
+		p.conflicts.WithLabelValues(string(c.Kind), string(c.Resolution.Action)).Inc()
+		if c.Resolution.Score != nil {
+			p.scores.Observe(*c.Resolution.Score)
 		}
 	}
-	return plan, err
 }

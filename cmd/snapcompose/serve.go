@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -18,8 +19,12 @@ import (
 	"github.com/snapcompose/snapcompose/internal/domain"
 	"github.com/snapcompose/snapcompose/internal/hosts"
 	"github.com/snapcompose/snapcompose/internal/httpapi"
+	"github.com/snapcompose/snapcompose/internal/instantiate"
+	"github.com/snapcompose/snapcompose/internal/jobs"
 	"github.com/snapcompose/snapcompose/internal/live"
 	"github.com/snapcompose/snapcompose/internal/localpg"
+	"github.com/snapcompose/snapcompose/internal/planview"
+	"github.com/snapcompose/snapcompose/internal/quantity"
 	"github.com/snapcompose/snapcompose/internal/store"
 )
 
@@ -34,6 +39,12 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	catalogDir := fs.String("catalog", "", "template catalog `dir`ectory for compositions (none: the catalog in Postgres, PUT /v1/templates/{id})")
 	hostsFile := fs.String("hosts", "", "hosts `file` naming each live host's snapagent (none: live sources are refused)")
 	tokensFile := fs.String("tokens", "", "bearer tokens `file` (YAML: tokens: [{name, role, sha256}]; default $SNAPCOMPOSE_TOKENS_FILE, else a development admin token under --data-dir)")
+	pool := fs.String("pool", "default", "capacity `pool` compositions are provisioned from (made with development capacity if missing; see snapcompose pool)")
+	outputDir := fs.String("output-dir", "", "`directory` where compositions are instantiated, one directory each (default DATA-DIR/compositions)")
+	workers := fs.Int("workers", 4, "compositions this process carries out at once; 0 only queues them for other processes")
+	jobTimeout := fs.Duration("job-timeout", jobs.DefaultJobTimeout, "the longest one attempt at a composition may take")
+	rescueAfter := fs.Duration("job-rescue-after", 0, "an attempt running this long is taken for cut off (its process died) and run again (default job-timeout + 1m)")
+	liveImage := fs.String("live-image", instantiate.DefaultLiveImage, "`image` live services run their captured command in")
 	var af agentFlags
 	m.addAgentFlags(fs, &af)
 	if err := parseFlags(fs, args); err != nil {
@@ -41,6 +52,15 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	}
 	if err := af.check(); err != nil {
 		return err
+	}
+	if *workers < 0 {
+		return domain.Errorf(domain.EINVALID, "--workers: %d is negative: want 0 or more", *workers)
+	}
+	if *rescueAfter != 0 && *rescueAfter <= *jobTimeout {
+		return domain.Errorf(domain.EINVALID, "--job-rescue-after: %s must exceed --job-timeout %s", *rescueAfter, *jobTimeout)
+	}
+	if *outputDir == "" {
+		*outputDir = filepath.Join(*dataDir, "compositions")
 	}
 	if *modelPoll < 0 {
 		return domain.Errorf(domain.EINVALID, "--model-poll: %s is negative: want an interval such as 30s, or 0 for never", *modelPoll)
@@ -75,12 +95,13 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	}
 	logger.Info("database migrated", "schema_version", store.MigrationVersion())
 	planner := &serverPlanner{templates: dbTemplates{st}}
+	var blobs blobSource
 	if *catalogDir != "" {
 		cat, err := catalog.Open(*catalogDir)
 		if err != nil {
 			return err
 		}
-		planner.templates = cat
+		planner.templates, blobs.catalog = cat, cat
 	}
 	if *hostsFile != "" {
 		hf, err := hosts.Load(*hostsFile)
@@ -88,6 +109,10 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 			return err
 		}
 		planner.live = live.New(hf, live.WithGetenv(m.getenv))
+		blobs.live = planner.live
+	}
+	if err := ensurePool(ctx, st, *pool, logger); err != nil {
+		return err
 	}
 	ai := m.startServingAgent(ctx, st, af, *dataDir, *modelPoll, logger)
 	defer ai.close()
@@ -103,11 +128,44 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	}
 
 	pm := newPlanMetrics()
+	host, _ := os.Hostname()
+	runner := &jobs.Runner{
+		Store: st, Composer: measuredComposer{planner, pm}, Features: recordFeatures(ai.history),
+		Pool: *pool, OutputDir: *outputDir, Blobs: blobs, LiveImage: *liveImage,
+		PlanJSON: func(p *domain.Plan) ([]byte, error) {
+			var b bytes.Buffer
+			err := planview.WriteJSON(&b, p)
+			return b.Bytes(), err
+		},
+		Observe: pm.stage, Logger: logger,
+	}
+	queue, err := jobs.New(st.Pool(), st, runner, jobs.Config{
+		Workers: *workers, JobTimeout: *jobTimeout, RescueAfter: *rescueAfter,
+		ID: fmt.Sprintf("%s-%d", host, os.Getpid()), Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return domain.Errorf(domain.EINVALID, "--addr: cannot listen on %s: %v", *addr, err)
 	}
-	api := httpapi.New(httpapi.Config{Ready: st, Agent: ai, Planner: measured{planner, pm}, Templates: dbTemplates{st}, Tokens: tokens, Logger: logger})
+	if err := queue.Start(ctx); err != nil {
+		ln.Close()
+		return err
+	}
+	defer func() {
+		// Running compositions get a while to finish; the rest run again
+		// elsewhere (or here, after a restart).
+		stopCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := queue.Stop(stopCtx); err != nil {
+			logger.Error("stopping the job queue", "error", err.Error())
+		}
+	}()
+	logger.Info("job queue", "workers", *workers, "pool", *pool, "output_dir", *outputDir)
+	api := httpapi.New(httpapi.Config{Ready: st, Agent: ai, Planner: measured{planner, pm}, Templates: dbTemplates{st},
+		Compositions: serverCompositions{queue, st}, Tokens: tokens, Logger: logger})
 	if err := pm.register(api); err != nil {
 		return err
 	}
@@ -135,6 +193,25 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	return nil
+}
+
+// Development capacity for a pool the server makes because it is missing.
+var devPoolCapacity = domain.Resources{CPUMillicores: 64_000, MemoryBytes: 256 << 30, DiskBytes: 4_000_000_000_000}
+
+// ensurePool makes pool with development capacity if it does not exist,
+// and says so: real capacity is set with snapcompose pool set|import.
+func ensurePool(ctx context.Context, st *store.Store, pool string, logger *slog.Logger) error {
+	_, err := st.PoolUsage(ctx, pool)
+	if domain.ErrorCode(err) != domain.ENOTFOUND {
+		return err
+	}
+	if err := st.UpsertPool(ctx, pool, devPoolCapacity); err != nil {
+		return fmt.Errorf("--pool: %w", err)
+	}
+	logger.Warn("capacity pool did not exist: made it with development capacity; set the real one with snapcompose pool set|import",
+		"pool", pool, "cpu", quantity.FormatCPU(devPoolCapacity.CPUMillicores), "memory", quantity.FormatBytes(devPoolCapacity.MemoryBytes),
+		"disk", quantity.FormatBytes(devPoolCapacity.DiskBytes))
 	return nil
 }
 

@@ -201,6 +201,32 @@ type serverPlanner struct {
 }
 
 func (p *serverPlanner) Plan(ctx context.Context, m *domain.Manifest) (*domain.Plan, error) {
+	o, err := p.orchestrator(m)
+	if err != nil {
+		return nil, err
+	}
+	return o.Plan(ctx, m)
+}
+
+// Compose implements jobs.Composer. The record names the registry's model
+// that settled the conflicts, when one did.
+func (p *serverPlanner) Compose(ctx context.Context, m *domain.Manifest) (*domain.PlanRecord, error) {
+	o, err := p.orchestrator(m)
+	if err != nil {
+		return nil, err
+	}
+	version := ""
+	if m.ConflictResolution == domain.AIAgent {
+		version = p.ai.Status().ModelVersion
+	}
+	rec, err := o.Compose(ctx, m)
+	if rec != nil && version != "" && !strings.HasPrefix(version, "file:") {
+		rec.ModelVersion = version
+	}
+	return rec, err
+}
+
+func (p *serverPlanner) orchestrator(m *domain.Manifest) (*orchestrator.Orchestrator, error) {
 	o := orchestrator.New()
 	if p.templates != nil {
 		o.WithSource(domain.TemplateSource, p.templates)
@@ -219,5 +245,5 @@ func (p *serverPlanner) Plan(ctx context.Context, m *domain.Manifest) (*domain.P
 		}
 		o.WithResolver(r)
 	}
-	return o.Plan(ctx, m)
+	return o, nil
 }

@@ -2,9 +2,16 @@ package httpapi
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
+	"time"
+
+	"github.com/go-chi/chi/v5"
 
 	"github.com/snapcompose/snapcompose/internal/domain"
 	"github.com/snapcompose/snapcompose/internal/manifest"
@@ -18,9 +25,59 @@ type Planner interface {
 	Plan(ctx context.Context, m *domain.Manifest) (*domain.Plan, error)
 }
 
-// createComposition answers POST /v1/compositions. With ?dry_run=true it
-// plans synchronously and provisions nothing; durable composition jobs
-// (provisioning and instantiation) are not built yet, and say so.
+// Compositions are durable compositions: recorded, queued as jobs, carried
+// out by whichever server process takes them.
+type Compositions interface {
+	// Submit records m (sent as raw) and queues its job. key is the
+	// client's idempotency key, scoped to its token ("" for none), and
+	// digest identifies the request: a repeat of the same request answers
+	// with the first one's id and replayed; the key with another request
+	// is ECONFLICT.
+	Submit(ctx context.Context, m *domain.Manifest, raw []byte, key, digest string) (id string, replayed bool, err error)
+	// Get returns composition id as it stands.
+	Get(ctx context.Context, id string) (*Composition, error)
+	// Cancel cancels composition id (ECONFLICT when it has finished).
+	Cancel(ctx context.Context, id string) error
+	// Archive writes composition id's environment as a gzipped tarball;
+	// ENOTFOUND when it is not materialised where this server can read it.
+	Archive(ctx context.Context, id string, w io.Writer) error
+}
+
+// Composition is a durable composition as the API shows it.
+type Composition struct {
+	ID           string           `json:"id"`
+	Name         string           `json:"name"`
+	Strategy     domain.Strategy  `json:"strategy"`
+	Status       string           `json:"status"`
+	Error        string           `json:"error,omitempty"`
+	Feasible     *bool            `json:"feasible,omitempty"`
+	Timings      map[string]int64 `json:"timings_ms"`
+	Pool         string           `json:"pool,omitempty"`
+	Output       string           `json:"output,omitempty"`
+	ModelVersion string           `json:"model_version,omitempty"`
+	Job          *Job             `json:"job,omitempty"`
+	Plan         *domain.Plan     `json:"plan,omitempty"`
+	CreatedAt    time.Time        `json:"created_at"`
+	UpdatedAt    time.Time        `json:"updated_at"`
+	FinishedAt   *time.Time       `json:"finished_at,omitempty"`
+}
+
+// Job is a composition's job in the queue.
+type Job struct {
+	ID          int64    `json:"id"`
+	State       string   `json:"state"`
+	Attempt     int      `json:"attempt"`
+	MaxAttempts int      `json:"max_attempts"`
+	AttemptedBy []string `json:"attempted_by"`
+	Errors      []string `json:"errors,omitempty"`
+}
+
+// idempotencyKeyMax is the longest Idempotency-Key accepted.
+const idempotencyKeyMax = 200
+
+// createComposition answers POST /v1/compositions: 202 with the new
+// composition's id, its job queued; with ?dry_run=true the plan,
+// synchronously, with nothing recorded or provisioned.
 func (s *Server) createComposition(w http.ResponseWriter, r *http.Request) {
 	dry := false
 	if q := r.URL.Query().Get("dry_run"); q != "" {
@@ -30,13 +87,9 @@ func (s *Server) createComposition(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if !dry {
-		writeJSON(w, http.StatusNotImplemented, errorBody{Code: "not_implemented",
-			Message: "durable compositions (provisioning, instantiation) are not built yet; POST with ?dry_run=true for the plan"})
-		return
-	}
-	if s.planner == nil {
-		s.writeError(w, r, domain.Errorf(domain.EUNAVAILABLE, "this server has no planner"))
+	key := r.Header.Get("Idempotency-Key")
+	if len(key) > idempotencyKeyMax {
+		s.writeError(w, r, domain.Errorf(domain.EINVALID, "Idempotency-Key: %d bytes; at most %d are accepted", len(key), idempotencyKeyMax))
 		return
 	}
 	body, err := io.ReadAll(r.Body)
@@ -49,6 +102,95 @@ func (s *Server) createComposition(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	plan, err := s.planner.Plan(r.Context(), m)
-	s.writeAllocation(w, r, plan, err)
+	if dry {
+		if s.planner == nil {
+			s.writeError(w, r, domain.Errorf(domain.EUNAVAILABLE, "this server has no planner"))
+			return
+		}
+		plan, err := s.planner.Plan(r.Context(), m)
+		s.writeAllocation(w, r, plan, err)
+		return
+	}
+	if s.compositions == nil {
+		s.writeError(w, r, domain.Errorf(domain.EUNAVAILABLE, "this server does not run compositions; POST with ?dry_run=true for the plan"))
+		return
+	}
+	scoped := ""
+	if key != "" {
+		tok, _ := r.Context().Value(principalKey{}).(Token)
+		scoped = fmt.Sprintf("%d:%s:%s", len(tok.Name), tok.Name, key) // one token's keys are not another's
+	}
+	id, replayed, err := s.compositions.Submit(r.Context(), m, body, scoped, requestDigest(body))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/v1/compositions/"+id)
+	if replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	c, err := s.compositions.Get(r.Context(), id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, c)
+}
+
+// requestDigest identifies a request body for idempotency.
+func requestDigest(body []byte) string {
+	sum := sha256.Sum256(body)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+func (s *Server) getComposition(w http.ResponseWriter, r *http.Request) {
+	c, err := s.compositions.Get(r.Context(), chi.URLParam(r, "id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, c)
+}
+
+func (s *Server) cancelComposition(w http.ResponseWriter, r *http.Request) {
+	id := chi.URLParam(r, "id")
+	if err := s.compositions.Cancel(r.Context(), id); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	c, err := s.compositions.Get(r.Context(), id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, c)
+}
+
+func (s *Server) compositionArchive(w http.ResponseWriter, r *http.Request) {
+	id := chi.URLParam(r, "id")
+	c, err := s.compositions.Get(r.Context(), id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if c.Output == "" {
+		s.writeError(w, r, domain.Errorf(domain.ENOTFOUND, "composition %s is %s: it has no environment yet", id, c.Status))
+		return
+	}
+	// Written to a file first: a failure half way must be an error
+	// status, not a truncated archive.
+	f, err := os.CreateTemp("", "snapcompose-archive-*.tar.gz")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	if err := s.compositions.Archive(r.Context(), id, f); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/gzip")
+	w.Header().Set("Content-Disposition", `attachment; filename="`+id+`.tar.gz"`)
+	http.ServeContent(w, r, "", c.UpdatedAt, f)
 }

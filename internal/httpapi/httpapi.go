@@ -44,14 +44,15 @@ type Agent interface {
 
 // Server is the HTTP API.
 type Server struct {
-	ready     Readiness
-	agent     Agent
-	planner   Planner
-	templates Templates
-	tokens    *Tokens
-	logger    *slog.Logger
-	router    chi.Router
-	metrics   *metrics
+	ready        Readiness
+	agent        Agent
+	planner      Planner
+	templates    Templates
+	compositions Compositions
+	tokens       *Tokens
+	logger       *slog.Logger
+	router       chi.Router
+	metrics      *metrics
 }
 
 // Config is what the server serves with.
@@ -60,8 +61,10 @@ type Config struct {
 	Agent     Agent     // nil: no AI_AGENT
 	Planner   Planner   // nil: no compositions
 	Templates Templates // nil: no catalog in Postgres
-	Tokens    *Tokens   // who may call /v1; nil accepts no token
-	Logger    *slog.Logger
+	// Compositions run durable compositions; nil: dry runs only.
+	Compositions Compositions
+	Tokens       *Tokens // who may call /v1; nil accepts no token
+	Logger       *slog.Logger
 }
 
 // openAPI is the API's OpenAPI 3 document, served at /openapi.yaml; the
@@ -83,7 +86,7 @@ func New(cfg Config) *Server {
 	if cfg.Tokens == nil {
 		cfg.Tokens, _ = NewTokens()
 	}
-	s := &Server{ready: cfg.Ready, agent: cfg.Agent, planner: cfg.Planner, templates: cfg.Templates, tokens: cfg.Tokens, logger: cfg.Logger, router: chi.NewRouter(), metrics: newMetrics()}
+	s := &Server{ready: cfg.Ready, agent: cfg.Agent, planner: cfg.Planner, templates: cfg.Templates, compositions: cfg.Compositions, tokens: cfg.Tokens, logger: cfg.Logger, router: chi.NewRouter(), metrics: newMetrics()}
 	s.router.Use(middleware.RequestID, middleware.RealIP, s.logRequests, s.metrics.observe, middleware.Recoverer, limitBody)
 	s.router.Get("/healthz", s.healthz)
 	s.router.Get("/readyz", s.readyz)
@@ -98,10 +101,16 @@ func New(cfg Config) *Server {
 		v1.With(require(Composer)).Post("/conflicts/resolve", s.resolveConflict)
 		v1.With(require(Composer)).Post("/allocations/optimize", s.optimizeAllocation)
 		v1.With(require(Composer)).Post("/compositions", s.createComposition)
+		if s.compositions != nil {
+			v1.With(require(Analyst)).Get("/compositions/{id}", s.getComposition)
+			v1.With(require(Composer)).Post("/compositions/{id}/cancel", s.cancelComposition)
+			v1.With(require(Composer)).Get("/compositions/{id}/archive", s.compositionArchive)
+		}
 		if s.templates != nil {
 			v1.With(require(Analyst)).Get("/templates/{id}", s.getTemplate)
 			v1.With(require(Analyst)).Get("/templates/{id}/versions", s.templateVersions)
 			v1.With(require(Admin)).Put("/templates/{id}", s.putTemplate)
+			v1.With(require(Admin)).Delete("/templates/{id}", s.deleteTemplate)
 		}
 	})
 	s.router.NotFound(func(w http.ResponseWriter, r *http.Request) {

@@ -34,6 +34,17 @@ type Templates interface {
 	Get(ctx context.Context, id string, v int) (TemplateVersion, error)
 	// Versions lists template id's versions, oldest first, without bodies.
 	Versions(ctx context.Context, id string) ([]TemplateVersion, error)
+	// Delete takes template id out of the catalog; its versions stay for
+	// the history, and a Put brings it back.
+	Delete(ctx context.Context, id string) error
+}
+
+func (s *Server) deleteTemplate(w http.ResponseWriter, r *http.Request) {
+	if err := s.templates.Delete(r.Context(), chi.URLParam(r, "id")); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func (s *Server) putTemplate(w http.ResponseWriter, r *http.Request) {

@@ -28,6 +28,9 @@ type Composition struct {
 	Feasible *bool
 	// ModelVersion is the model that scored its candidates, "" when none.
 	ModelVersion string
+	// Pool is the capacity pool it was provisioned from, Output where it
+	// was materialised ("<host>:<dir>"); "" until then.
+	Pool, Output string
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
 	FinishedAt   *time.Time
@@ -44,26 +47,127 @@ func (s *Store) CreateComposition(ctx context.Context, m *domain.Manifest, raw [
 	}
 	var id string
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		err := tx.QueryRow(ctx, `
-			INSERT INTO compositions (name, manifest, strategy, limit_cpu_millicores, limit_memory_bytes, limit_disk_bytes)
-			VALUES ($1, $2, $3, $4, $5, $6) RETURNING id::text`,
-			m.Name, json.RawMessage(raw), string(m.ConflictResolution),
-			m.ResourceLimits.CPUMillicores, m.ResourceLimits.MemoryBytes, m.ResourceLimits.DiskBytes).Scan(&id)
-		if err != nil {
-			return err
-		}
-		rows := make([][]any, len(m.Sources))
-		for i, src := range m.Sources {
-			rows[i] = []any{id, i, string(src.Ref()), string(src.Type), src.Priority, nonNilStrings(src.Tags)}
-		}
-		_, err = tx.CopyFrom(ctx, pgx.Identifier{"composition_sources"},
-			[]string{"composition_id", "position", "ref", "type", "priority", "tags"}, pgx.CopyFromRows(rows))
+		var err error
+		id, err = createComposition(ctx, tx, m, raw)
 		return err
 	})
 	if err != nil {
 		return "", constraintError(op, err)
 	}
 	return id, nil
+}
+
+// createComposition inserts composition m and its sources in tx.
+func createComposition(ctx context.Context, tx pgx.Tx, m *domain.Manifest, raw []byte) (string, error) {
+	var id string
+	err := tx.QueryRow(ctx, `
+			INSERT INTO compositions (name, manifest, strategy, limit_cpu_millicores, limit_memory_bytes, limit_disk_bytes)
+			VALUES ($1, $2, $3, $4, $5, $6) RETURNING id::text`,
+			m.Name, json.RawMessage(raw), string(m.ConflictResolution),
+			m.ResourceLimits.CPUMillicores, m.ResourceLimits.MemoryBytes, m.ResourceLimits.DiskBytes).Scan(&id)
+	if err != nil {
+		return "", err
+	}
+	rows := make([][]any, len(m.Sources))
+	for i, src := range m.Sources {
+		rows[i] = []any{id, i, string(src.Ref()), string(src.Type), src.Priority, nonNilStrings(src.Tags)}
+	}
+	_, err = tx.CopyFrom(ctx, pgx.Identifier{"composition_sources"},
+		[]string{"composition_id", "position", "ref", "type", "priority", "tags"}, pgx.CopyFromRows(rows))
+	return id, err
+}
+
+// Submission is a composition request to record.
+type Submission struct {
+	Manifest *domain.Manifest
+	Raw      []byte // the request body, a JSON object
+	// Key is the client's Idempotency-Key, "" for none; Digest is the
+	// request's digest, and TTL how long the key is remembered.
+	Key, Digest string
+	TTL         time.Duration
+	// Enqueue schedules the composition's job in the same transaction.
+	Enqueue func(ctx context.Context, tx pgx.Tx, id string) error
+}
+
+// Submitted is what SubmitComposition did.
+type Submitted struct {
+	ID string
+	// Replayed: the key was seen with the same request, and ID is the
+	// composition that request made; nothing new was recorded.
+	Replayed bool
+}
+
+// SubmitComposition records a new composition with status pending and
+// schedules its job, in one transaction: either both happen or neither.
+// With a key, requests carrying the same key are taken one at a time (a
+// transaction-scoped advisory lock on the key): a repeat of the same
+// request gets the first one's composition, Replayed; a different request
+// with a key in use gets ECONFLICT, naming the key.
+func (s *Store) SubmitComposition(ctx context.Context, sub Submission) (Submitted, error) {
+	const op = "recording composition"
+	if !json.Valid(sub.Raw) {
+		return Submitted{}, domain.Errorf(domain.EINVALID, "%s: the manifest is not valid JSON", op)
+	}
+	if sub.Key != "" && (len(sub.Key) > 255 || sub.TTL <= 0 || sub.Digest == "") {
+		return Submitted{}, domain.Errorf(domain.EINVALID, "%s: an idempotency key is 1 to 255 bytes, with a request digest and a positive time to live", op)
+	}
+	var out Submitted
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if sub.Key != "" {
+			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('snapcompose-idempotency:' || $1, 0))`, sub.Key); err != nil {
+				return err
+			}
+			k, err := scanIdempotencyKey(tx.QueryRow(ctx, `SELECT `+idempotencyColumns+` FROM idempotency_keys WHERE key = $1 AND expires_at > now()`, sub.Key))
+			switch {
+			case err == nil && k.RequestDigest != sub.Digest:
+				return domain.Errorf(domain.ECONFLICT, "this Idempotency-Key was already used for a different request (composition %s); use a new key for a new request", k.CompositionID)
+			case err == nil:
+				out = Submitted{ID: k.CompositionID, Replayed: true}
+				return nil
+			case !errors.Is(err, pgx.ErrNoRows):
+				return err
+			}
+		}
+		id, err := createComposition(ctx, tx, sub.Manifest, sub.Raw)
+		if err != nil {
+			return err
+		}
+		if sub.Key != "" {
+			_, err := tx.Exec(ctx, `
+				INSERT INTO idempotency_keys (key, request_digest, composition_id, expires_at)
+				VALUES ($1, $2, $3, now() + $4 * interval '1 microsecond')
+				ON CONFLICT (key) DO UPDATE SET request_digest = EXCLUDED.request_digest, composition_id = EXCLUDED.composition_id,
+					created_at = now(), expires_at = EXCLUDED.expires_at`,
+				sub.Key, sub.Digest, id, sub.TTL.Microseconds())
+			if err != nil {
+				return err
+			}
+		}
+		if sub.Enqueue != nil {
+			if err := sub.Enqueue(ctx, tx, id); err != nil {
+				return err
+			}
+		}
+		out = Submitted{ID: id}
+		return nil
+	})
+	if err != nil {
+		return Submitted{}, constraintError(op, err)
+	}
+	return out, nil
+}
+
+// SetCompositionPlace records the pool composition id was provisioned from
+// and where it was materialised; "" keeps what is recorded.
+func (s *Store) SetCompositionPlace(ctx context.Context, id, pool, output string) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
+	_, err := s.pool.Exec(ctx, `UPDATE compositions SET pool = coalesce(nullif($2, ''), pool), output = coalesce(nullif($3, ''), output), updated_at = now() WHERE id = $1`, id, pool, output)
+	if err != nil {
+		return constraintError("recording where composition "+id+" was provisioned", err)
+	}
+	return nil
 }
 
 // StatusUpdate is a change of a composition's status.
@@ -128,11 +232,12 @@ func (s *Store) SetCompositionStatus(ctx context.Context, id string, u StatusUpd
 }
 
 const compositionColumns = `c.id::text, c.name, c.strategy, c.limit_cpu_millicores, c.limit_memory_bytes, c.limit_disk_bytes,
-	c.status, coalesce(c.error, ''), c.timings, c.feasible, coalesce(mv.version, ''), c.created_at, c.updated_at, c.finished_at`
+	c.status, coalesce(c.error, ''), c.timings, c.feasible, coalesce(mv.version, ''), coalesce(c.pool, ''), coalesce(c.output, ''),
+	c.created_at, c.updated_at, c.finished_at`
 
 func compositionFields(c *Composition) []any {
 	return []any{&c.ID, &c.Name, &c.Strategy, &c.Limits.CPUMillicores, &c.Limits.MemoryBytes, &c.Limits.DiskBytes,
-		&c.Status, &c.Error, &c.Timings, &c.Feasible, &c.ModelVersion, &c.CreatedAt, &c.UpdatedAt, &c.FinishedAt}
+		&c.Status, &c.Error, &c.Timings, &c.Feasible, &c.ModelVersion, &c.Pool, &c.Output, &c.CreatedAt, &c.UpdatedAt, &c.FinishedAt}
 }
 
 // GetComposition returns composition id with its manifest and plan. It

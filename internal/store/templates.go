@@ -36,7 +36,7 @@ func (s *Store) UpsertTemplate(ctx context.Context, t Template) (Template, error
 		// upserts of one template number their versions one after another.
 		_, err := tx.Exec(ctx, `
 			INSERT INTO templates (id, description, tags, current_version) VALUES ($1, $2, $3, 1)
-			ON CONFLICT (id) DO UPDATE SET description = EXCLUDED.description, tags = EXCLUDED.tags,
+			ON CONFLICT (id) DO UPDATE SET description = EXCLUDED.description, tags = EXCLUDED.tags, deleted_at = NULL,
 				updated_at = CASE WHEN (templates.description, templates.tags) IS DISTINCT FROM (EXCLUDED.description, EXCLUDED.tags)
 					THEN now() ELSE templates.updated_at END`,
 			t.ID, t.Description, nonNilStrings(t.Tags))
@@ -82,7 +82,7 @@ func scanTemplate(row pgx.Row) (Template, error) {
 // LatestTemplate returns the version of template id the catalog holds now.
 // It returns ENOTFOUND when no such template is stored.
 func (s *Store) LatestTemplate(ctx context.Context, id string) (Template, error) {
-	t, err := scanTemplate(s.pool.QueryRow(ctx, templateQuery+` WHERE t.id = $1 AND v.version = t.current_version`, id))
+	t, err := scanTemplate(s.pool.QueryRow(ctx, templateQuery+` WHERE t.id = $1 AND v.version = t.current_version AND t.deleted_at IS NULL`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Template{}, domain.Errorf(domain.ENOTFOUND, "template %q is not stored", id)
 	}
@@ -95,7 +95,7 @@ func (s *Store) LatestTemplate(ctx context.Context, id string) (Template, error)
 // TemplateVersions returns every stored version of template id, oldest
 // first. It returns ENOTFOUND when no such template is stored.
 func (s *Store) TemplateVersions(ctx context.Context, id string) ([]Template, error) {
-	rows, err := s.pool.Query(ctx, templateQuery+` WHERE t.id = $1 ORDER BY v.version`, id)
+	rows, err := s.pool.Query(ctx, templateQuery+` WHERE t.id = $1 AND t.deleted_at IS NULL ORDER BY v.version`, id)
 	if err != nil {
 		return nil, constraintError("reading template "+id, err)
 	}
@@ -107,4 +107,19 @@ func (s *Store) TemplateVersions(ctx context.Context, id string) ([]Template, er
 		return nil, domain.Errorf(domain.ENOTFOUND, "template %q is not stored", id)
 	}
 	return out, nil
+}
+
+// DeleteTemplate takes template id out of the catalog: it can no longer be
+// read or composed from. Its versions stay for the compositions that used
+// them, and storing the template again brings it back. It returns
+// ENOTFOUND when no such template is stored (or it is deleted already).
+func (s *Store) DeleteTemplate(ctx context.Context, id string) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE templates SET deleted_at = now(), updated_at = now() WHERE id = $1 AND deleted_at IS NULL`, id)
+	if err != nil {
+		return constraintError("deleting template "+id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return domain.Errorf(domain.ENOTFOUND, "template %q is not stored", id)
+	}
+	return nil
 }
