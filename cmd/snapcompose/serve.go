@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -44,6 +45,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	workers := fs.Int("workers", 4, "compositions this process carries out at once; 0 only queues them for other processes")
 	jobTimeout := fs.Duration("job-timeout", jobs.DefaultJobTimeout, "the longest one attempt at a composition may take")
 	rescueAfter := fs.Duration("job-rescue-after", 0, "an attempt running this long is taken for cut off (its process died) and run again (default job-timeout + 1m)")
+	workerID := fs.String("worker-id", "", "this process's name among the queue's workers (default HOST-PID)")
 	liveImage := fs.String("live-image", instantiate.DefaultLiveImage, "`image` live services run their captured command in")
 	var af agentFlags
 	m.addAgentFlags(fs, &af)
@@ -141,7 +143,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	}
 	queue, err := jobs.New(st.Pool(), st, runner, jobs.Config{
 		Workers: *workers, JobTimeout: *jobTimeout, RescueAfter: *rescueAfter,
-		ID: fmt.Sprintf("%s-%d", host, os.Getpid()), Logger: logger,
+		ID: cmp.Or(*workerID, fmt.Sprintf("%s-%d", host, os.Getpid())), Logger: logger,
 	})
 	if err != nil {
 		return err

@@ -49,7 +49,9 @@ func (d dbTemplates) Get(ctx context.Context, id string, v int) (httpapi.Templat
 	return httpapi.TemplateVersion{}, domain.Errorf(domain.ENOTFOUND, "template %q has no version %d (it has 1 to %d)", id, v, len(vs))
 }
 
-func (d dbTemplates) Delete(ctx context.Context, id string) error { return d.st.DeleteTemplate(ctx, id) }
+func (d dbTemplates) Delete(ctx context.Context, id string) error {
+	return d.st.DeleteTemplate(ctx, id)
+}
 
 func (d dbTemplates) Versions(ctx context.Context, id string) ([]httpapi.TemplateVersion, error) {
 	vs, err := d.st.TemplateVersions(ctx, id)

@@ -245,13 +245,7 @@ func (a *attempt) finish(err error) error {
 	if _, rerr := a.r.Store.Release(ctx, a.id); rerr != nil {
 		return rerr
 	}
-	msg := domain.ErrorMessage(err)
-	var de *domain.Error
-	if errors.As(err, &de) && len(de.Problems) > 0 {
-		for _, p := range de.Problems {
-			msg += fmt.Sprintf("; %s: %s", p.Where, p.Message)
-		}
-	}
+	msg := domain.ErrorMessage(err) // with its problems
 	serr := a.r.Store.SetCompositionStatus(ctx, a.id, store.StatusUpdate{Status: domain.StatusFailed, Error: msg, Timings: a.timings})
 	if serr != nil && domain.ErrorCode(serr) != domain.ECONFLICT {
 		return serr

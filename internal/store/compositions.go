@@ -63,8 +63,8 @@ func createComposition(ctx context.Context, tx pgx.Tx, m *domain.Manifest, raw [
 	err := tx.QueryRow(ctx, `
 			INSERT INTO compositions (name, manifest, strategy, limit_cpu_millicores, limit_memory_bytes, limit_disk_bytes)
 			VALUES ($1, $2, $3, $4, $5, $6) RETURNING id::text`,
-			m.Name, json.RawMessage(raw), string(m.ConflictResolution),
-			m.ResourceLimits.CPUMillicores, m.ResourceLimits.MemoryBytes, m.ResourceLimits.DiskBytes).Scan(&id)
+		m.Name, json.RawMessage(raw), string(m.ConflictResolution),
+		m.ResourceLimits.CPUMillicores, m.ResourceLimits.MemoryBytes, m.ResourceLimits.DiskBytes).Scan(&id)
 	if err != nil {
 		return "", err
 	}
