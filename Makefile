@@ -67,10 +67,18 @@ onnxruntime: ## Make sure onnxruntime's C library exists (fetched once from npm 
 	echo "onnxruntime $(ORT_VERSION): $$lib (sha256 $(ORT_SHA256))"
 
 .PHONY: run
-run: build onnxruntime ## Build and serve on 127.0.0.1:8080 (managed Postgres under .snapcompose/ unless DATABASE_URL is set; AI_AGENT with model/negotiator.onnx).
+run: build onnxruntime ## Build and serve on 127.0.0.1:8080 (managed Postgres under .snapcompose/ unless DATABASE_URL is set; AI_AGENT with model/negotiator.onnx; a snapagent serving examples/seed/live as production_server_1).
 	@if [ -z "$$DATABASE_URL" ]; then $(MAKE) --no-print-directory postgres; fi
 	@if [ -z "$$SNAPCOMPOSE_TOKENS_FILE" ]; then echo "API token: .snapcompose/dev-token (made on first run; send it as Authorization: Bearer \$$(cat .snapcompose/dev-token))"; fi
-	$(BIN)/snapcompose serve --addr $${SNAPCOMPOSE_ADDR:-127.0.0.1:8080} --catalog $${SNAPCOMPOSE_CATALOG:-examples/seed/catalog}
+	@set -u; tmp=$$(mktemp -d); agent=""; \
+	stop() { [ -n "$$agent" ] && kill $$agent 2>/dev/null; wait 2>/dev/null; rm -rf "$$tmp"; }; trap stop EXIT; trap 'exit 130' INT TERM; \
+	SNAPAGENT_DEMO_TOKEN=$$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n'); export SNAPAGENT_DEMO_TOKEN; \
+	(umask 077 && printf '%s\n' "$$SNAPAGENT_DEMO_TOKEN" >"$$tmp/agent.token"); \
+	echo "snapagent on $(DEMO_AGENT): examples/seed/live as host production_server_1 (examples/seed/hosts.yaml)"; \
+	$(BIN)/snapagent --listen $(DEMO_AGENT) --root $(CURDIR)/examples/seed/live --token-file "$$tmp/agent.token" \
+	  --sample-interval 5s --hostname production_server_1 2>"$$tmp/agent.log" & agent=$$!; \
+	$(BIN)/snapcompose serve --addr $${SNAPCOMPOSE_ADDR:-127.0.0.1:8080} --catalog $${SNAPCOMPOSE_CATALOG:-examples/seed/catalog} \
+	  --hosts $${SNAPCOMPOSE_HOSTS:-examples/seed/hosts.yaml}
 
 .PHONY: test
 test: build glpk onnxruntime ## Run every test (a private Postgres is started unless TEST_DATABASE_URL is set).

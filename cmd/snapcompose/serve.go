@@ -64,6 +64,9 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	if *outputDir == "" {
 		*outputDir = filepath.Join(*dataDir, "compositions")
 	}
+	if abs, err := filepath.Abs(*outputDir); err == nil {
+		*outputDir = abs
+	}
 	if *modelPoll < 0 {
 		return domain.Errorf(domain.EINVALID, "--model-poll: %s is negative: want an interval such as 30s, or 0 for never", *modelPoll)
 	}
