@@ -46,20 +46,11 @@ func startLiveHost(t *testing.T) *liveHost {
 		t.Fatal(err)
 	}
 	rootfs := filepath.Join(base, "hostfs")
-	files := map[string]string{
+	writeTree(t, rootfs, map[string]string{
 		"var/app/config/app.yaml": "listen: 127.0.0.1:9090\n",
 		"var/app/data/orders.csv": "order_id,total\n1,9.99\n",
 		"var/app/VERSION":         "1.4.2\n",
-	}
-	for name, body := range files {
-		p := filepath.Join(rootfs, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	const token = "live-host-token-0123456789"
 	agent, err := snapagent.New(snapagent.Config{Roots: []string{rootfs}, Token: token, Hostname: "production_server_1"})
 	if err != nil {
@@ -86,6 +77,20 @@ func startLiveHost(t *testing.T) *liveHost {
 	h.hosts = writeTemp(t, "hosts.yaml", fmt.Sprintf(
 		"hosts:\n  production_server_1:\n    url: %s\n    token_env: SNAPCOMPOSE_TEST_AGENT_TOKEN\n    rootfs: %s\n", srv.URL, rootfs))
 	return h
+}
+
+// writeTree writes files (path relative to root: content) under root.
+func writeTree(t testing.TB, root string, files map[string]string) {
+	t.Helper()
+	for name, body := range files {
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // submit POSTs manifest body as the composer, with an Idempotency-Key when
@@ -231,6 +236,14 @@ func TestComposeSeedOverHTTP(t *testing.T) {
 	}
 	if decisions != len(plan["conflicts"].([]any)) || withFeatures == 0 {
 		t.Errorf("history: %d decisions with %d featured candidates; the plan has %d conflicts", decisions, withFeatures, len(plan["conflicts"].([]any)))
+	}
+
+	// Measured, stage by stage.
+	_, metrics := c.Get(t, base+"/metrics")
+	for _, stage := range []string{"compose", "record", "provision", "instantiate"} {
+		if want := `snapcompose_compose_stage_duration_seconds_count{stage="` + stage + `"} 1`; !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 
 	// Provisioned: the pool holds the plan's totals.

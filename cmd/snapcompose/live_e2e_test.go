@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/snapcompose/snapcompose/internal/instantiate"
 	"github.com/snapcompose/snapcompose/internal/plantest"
 	"github.com/snapcompose/snapcompose/internal/snapagent"
 )
@@ -36,15 +37,7 @@ func TestPlanThroughARealAgent(t *testing.T) {
 		"etc/app/app.conf":         "# the live host's own app.conf\nlisten = 0.0.0.0:9090\n",
 		"etc/app/conf.d/extra.ini": "[extra]\n",
 	}
-	for name, body := range files {
-		p := filepath.Join(rootfs, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeTree(t, rootfs, files)
 
 	// A process running from under the captured path, when the system has
 	// a sleep to copy there.
@@ -136,6 +129,31 @@ func TestPlanThroughARealAgent(t *testing.T) {
 	if !fileConflict {
 		t.Errorf("no file:/etc/app/app.conf conflict between template_a and %s: %+v", etc, plan.Conflicts)
 	}
+
+	// The same, instantiated: the live files fetched by digest from the
+	// agent, compose.yaml loading back with compose-go.
+	outDir := filepath.Join(t.TempDir(), "env")
+	errOut.Reset()
+	if code := m.Run(ctx, []string{"compose", "-f", manifest, "--catalog", seedCatalog, "--hosts", hostsPath, "--out", outDir}); code != 0 {
+		t.Fatalf("compose: exit %d: %s", code, errOut.String())
+	}
+	project, err := instantiate.Load(ctx, outDir)
+	if err != nil {
+		t.Fatalf("compose.yaml does not load: %v", err)
+	}
+	if len(project.Services) != len(plan.Services) {
+		t.Errorf("compose.yaml has %d services, the plan %d", len(project.Services), len(plan.Services))
+	}
+	for name, body := range files {
+		b, err := os.ReadFile(filepath.Join(outDir, "rootfs", name))
+		if err != nil || string(b) != body && name != "etc/app/app.conf" {
+			t.Errorf("rootfs/%s: %q, %v", name, b, err)
+		}
+	}
+	env, _ := os.ReadFile(filepath.Join(outDir, ".env"))
+	if strings.Contains(string(env), "tok_e2e_8c1f") {
+		t.Errorf("a live secret's value reached .env")
+	}
 	if !withProcess {
 		t.Log("no sleep binary to run from the tree: the process part is skipped")
 		return
@@ -148,6 +166,20 @@ func TestPlanThroughARealAgent(t *testing.T) {
 	}
 	if !worker {
 		t.Errorf("the process running from /var/app is not a service of the plan: %+v", plan.Services)
+	}
+	sc := project.Services["worker"]
+	mounted := false
+	for _, v := range sc.Volumes {
+		mounted = mounted || v.Target == "/var/app" && strings.HasSuffix(v.Source, "/rootfs/var/app")
+	}
+	if sc.Image != instantiate.DefaultLiveImage || strings.Join(sc.Command, " ") != "/var/app/bin/worker 300" || !mounted || sc.WorkingDir != "/var/app" {
+		t.Errorf("the live worker in compose.yaml: image %q, command %q, working_dir %q, volumes %+v", sc.Image, sc.Command, sc.WorkingDir, sc.Volumes)
+	}
+	if v, ok := sc.Environment["LOG_LEVEL"]; !ok || v == nil || *v != "warn" {
+		t.Errorf("the worker's LOG_LEVEL from .env = %v", v)
+	}
+	if !strings.Contains(string(env), "ORDERS_API_TOKEN=\n") || !strings.Contains(string(env), "# ORDERS_API_TOKEN: a secret captured") {
+		t.Errorf(".env should leave the live secret ORDERS_API_TOKEN empty with a comment:\n%s", env)
 	}
 	var envConflict bool
 	for _, c := range plan.Conflicts {

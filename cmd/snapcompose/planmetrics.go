@@ -18,6 +18,7 @@ type planMetrics struct {
 	conflicts *prometheus.CounterVec
 	scores    prometheus.Histogram
 	stages    *prometheus.HistogramVec
+	lp        *prometheus.HistogramVec
 }
 
 func newPlanMetrics() *planMetrics {
@@ -41,7 +42,17 @@ func newPlanMetrics() *planMetrics {
 			Help:    "Time a durable composition spent in each stage: compose, record, provision, instantiate.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}, []string{"stage"}),
+		lp: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "snapcompose_allocator_duration_seconds",
+			Help:    "Time the allocator (the LP: knapsack, decomposition or simplex) took per run, by method.",
+			Buckets: prometheus.ExponentialBuckets(0.00001, 2, 18),
+		}, []string{"method"}),
 	}
+}
+
+// allocation observes one run of the allocator.
+func (p *planMetrics) allocation(method string, d time.Duration) {
+	p.lp.WithLabelValues(method).Observe(d.Seconds())
 }
 
 // stage observes how long a composition's stage took.
@@ -50,7 +61,7 @@ func (p *planMetrics) stage(name string, d time.Duration) {
 }
 
 func (p *planMetrics) register(s *httpapi.Server) error {
-	return s.Register(p.duration, p.conflicts, p.scores, p.stages)
+	return s.Register(p.duration, p.conflicts, p.scores, p.stages, p.lp)
 }
 
 // measured wraps a planner.

@@ -133,6 +133,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	}
 
 	pm := newPlanMetrics()
+	planner.observeAllocation = pm.allocation
 	host, _ := os.Hostname()
 	runner := &jobs.Runner{
 		Store: st, Composer: measuredComposer{planner, pm}, Features: recordFeatures(ai.history),

@@ -455,6 +455,7 @@ func TestServeDryRun(t *testing.T) {
 		`snapcompose_plan_duration_seconds_count{outcome="ok",strategy="AI_AGENT"} 1`,
 		`snapcompose_conflicts_total{action="keep",kind="env"} 2`,
 		`snapcompose_agent_chosen_score_count 7`,
+		`snapcompose_allocator_duration_seconds_count{method="`,
 	} {
 		if !strings.Contains(string(metrics), want) {
 			t.Errorf("/metrics lacks %s", want)

@@ -198,6 +198,8 @@ type serverPlanner struct {
 	templates domain.SnapshotSource // the catalog directory, else the catalog in Postgres
 	live      *live.Source          // nil: no live sources
 	ai        *servingAgent
+	// observeAllocation hears each run of the allocator; nil: nobody.
+	observeAllocation func(method string, d time.Duration)
 }
 
 func (p *serverPlanner) Plan(ctx context.Context, m *domain.Manifest) (*domain.Plan, error) {
@@ -227,7 +229,7 @@ func (p *serverPlanner) Compose(ctx context.Context, m *domain.Manifest) (*domai
 }
 
 func (p *serverPlanner) orchestrator(m *domain.Manifest) (*orchestrator.Orchestrator, error) {
-	o := orchestrator.New()
+	o := orchestrator.New().WithAllocationObserver(p.observeAllocation)
 	if p.templates != nil {
 		o.WithSource(domain.TemplateSource, p.templates)
 	}

@@ -163,7 +163,11 @@ func write(ctx context.Context, rec *domain.PlanRecord, dir string, opt Options)
 	if err != nil {
 		return Result{}, fmt.Errorf("writing compose.yaml: %w", err)
 	}
-	header := fmt.Sprintf("# %s, composed by snapcompose with %s. Run it with: docker compose up\n", plan.Name, plan.Strategy)
+	// The definitions were interpolated when their sources were loaded:
+	// every "$" left is literal, and must be written "$$" so that loading
+	// compose.yaml does not interpolate it again.
+	body = bytes.ReplaceAll(body, []byte("$"), []byte("$$"))
+	header := fmt.Sprintf("# %s, composed by snapcompose with %s. Run it with: docker compose up\n", strings.ReplaceAll(plan.Name, "\n", " "), plan.Strategy)
 	body = append([]byte(header), body...)
 	if err := os.WriteFile(filepath.Join(dir, "compose.yaml"), body, 0o644); err != nil {
 		return Result{}, err

@@ -183,3 +183,56 @@ func TestWriteIsAtomic(t *testing.T) {
 		t.Errorf("left behind: %v", names)
 	}
 }
+
+// A "$" a template means literally ("$$" in its file) stays literal in
+// compose.yaml, and a .env value with quotes and dollars reads back as is.
+func TestWriteKeepsDollarsLiteral(t *testing.T) {
+	dir := t.TempDir()
+	tmpl := `x-snapcompose:
+  id: dollars
+  env:
+    GREETING: "it's $$5 \"cheap\""
+services:
+  app:
+    image: busybox:1.36
+    command: ["sh", "-c", "echo $$HOME and $${USER}"]
+    environment:
+      - GREETING
+      - PRICE=$$5
+`
+	if err := os.WriteFile(filepath.Join(dir, "dollars.yaml"), []byte(tmpl), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cat, err := catalog.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := manifest.ParseBytes([]byte(`{"name": "dollars", "sources": [{"type": "template", "id": "dollars"}],
+		"conflict_resolution": "PRIORITY", "resource_limits": {"cpu": "2", "memory": "1GB", "disk": "1GB"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := agent.New(domain.Priority)
+	rec, err := orchestrator.New().WithSource(domain.TemplateSource, cat).WithResolver(r).Compose(context.Background(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	if _, err := instantiate.Write(context.Background(), rec, out, instantiate.Options{Blobs: catalogBlobs{cat}}); err != nil {
+		t.Fatal(err)
+	}
+	project, err := instantiate.Load(context.Background(), out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := project.Services["app"]
+	if got := strings.Join(app.Command, " "); got != "sh -c echo $HOME and ${USER}" {
+		t.Errorf("command = %q", got)
+	}
+	if v := app.Environment["PRICE"]; v == nil || *v != "$5" {
+		t.Errorf("PRICE = %v", v)
+	}
+	if v := app.Environment["GREETING"]; v == nil || *v != `it's $5 "cheap"` {
+		t.Errorf("GREETING from .env = %v", v)
+	}
+}

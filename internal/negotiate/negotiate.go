@@ -24,6 +24,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/snapcompose/snapcompose/internal/allocator"
 	"github.com/snapcompose/snapcompose/internal/composer"
@@ -46,6 +47,10 @@ type Options struct {
 	// Costs is the cost of one base unit of cpu, memory and disk, set
 	// against the value (see allocator.Problem).
 	Costs [allocator.NumResources]float64
+	// ObserveAllocation, when set, is told how long each run of the
+	// allocator took and with which method ("infeasible" when it found no
+	// allocation).
+	ObserveAllocation func(method string, d time.Duration)
 }
 
 // maxConcurrentAsks bounds how many providers are asked at once.
@@ -71,7 +76,15 @@ func Fit(ctx context.Context, comp *composer.Composition, limits domain.Resource
 		if err != nil {
 			return nil, err
 		}
+		start := time.Now()
 		res, err := allocator.Allocate(p)
+		if opt.ObserveAllocation != nil {
+			method := "infeasible"
+			if err == nil {
+				method = string(res.Method)
+			}
+			opt.ObserveAllocation(method, time.Since(start))
+		}
 		if err == nil {
 			plan, err := comp.Plan()
 			if err != nil {

@@ -36,6 +36,7 @@ type Orchestrator struct {
 	sources   map[domain.SourceType]domain.SnapshotSource
 	resolvers map[domain.Strategy]domain.Resolver
 	retrieval retrieval
+	observe   func(method string, d time.Duration)
 }
 
 // retrieval is how sources are fetched.
@@ -73,6 +74,13 @@ func (o *Orchestrator) WithRetrieval(timeout time.Duration, attempts int, backof
 	if backoff > 0 {
 		o.retrieval.backoff = backoff
 	}
+	return o
+}
+
+// WithAllocationObserver makes f hear how long each run of the allocator
+// took, and its method.
+func (o *Orchestrator) WithAllocationObserver(f func(method string, d time.Duration)) *Orchestrator {
+	o.observe = f
 	return o
 }
 
@@ -163,7 +171,7 @@ func (o *Orchestrator) Compose(ctx context.Context, m *domain.Manifest) (*domain
 			}
 		}
 	}
-	plan, err := negotiate.Fit(ctx, comp, m.ResourceLimits, negotiate.Options{Negotiators: o.negotiators(), Weigh: weigh})
+	plan, err := negotiate.Fit(ctx, comp, m.ResourceLimits, negotiate.Options{Negotiators: o.negotiators(), Weigh: weigh, ObserveAllocation: o.observe})
 	if plan == nil {
 		return nil, err
 	}
