@@ -88,4 +88,34 @@ func TestServeTemplatesInPostgres(t *testing.T) {
 	if plan := decode(t, "", raw); resp.StatusCode != 200 || len(plan["services"].([]any)) < 5 {
 		t.Errorf("a dry run from the catalog in Postgres = %d %s", resp.StatusCode, raw)
 	}
+
+	// DELETE takes a template out of the catalog (admins only); a PUT
+	// brings it back with its versions.
+	del := func(c *apitest.Client, id string) int {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodDelete, base+"/v1/templates/"+id, nil)
+		resp, _ := c.Do(t, req)
+		return resp.StatusCode
+	}
+	if code := del(composer, "template_b"); code != 403 {
+		t.Errorf("a composer deleting a template = %d, want 403", code)
+	}
+	if code := del(admin, "template_b"); code != 204 {
+		t.Fatalf("DELETE = %d, want 204", code)
+	}
+	if code := del(admin, "template_b"); code != 404 {
+		t.Errorf("DELETE again = %d, want 404", code)
+	}
+	if resp, _ := analyst.Get(t, base+"/v1/templates/template_b"); resp.StatusCode != 404 {
+		t.Errorf("GET a deleted template = %d, want 404", resp.StatusCode)
+	}
+	req, _ = http.NewRequest(http.MethodPost, base+"/v1/compositions?dry_run=true", bytes.NewReader(seed))
+	req.Header.Set("Content-Type", "application/json")
+	resp, raw = composer.Do(t, req)
+	if resp.StatusCode != 404 || !strings.Contains(string(raw), "template_b") {
+		t.Errorf("a dry run naming a deleted template = %d %s, want 404 naming it", resp.StatusCode, raw)
+	}
+	if code, v := put(admin, "template_b", bodies["template_b"]); code != 200 || v["version"] != float64(1) {
+		t.Errorf("PUT after DELETE = %d %v, want version 1 back", code, v)
+	}
 }

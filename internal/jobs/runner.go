@@ -220,13 +220,19 @@ func (a *attempt) finish(err error) error {
 	cause := context.Cause(a.ctx)
 	switch {
 	case errors.Is(err, errFinished):
-		// Cancelled (or failed) from elsewhere: free what this attempt held.
-		if _, rerr := a.r.Store.Release(ctx, a.id); rerr != nil {
-			return rerr
+		// Finished from elsewhere. Cancelled: free what this attempt held
+		// and made. (Succeeded — by an attempt that was taken for cut off
+		// but was not — keeps it all.)
+		c, gerr := a.r.Store.GetComposition(ctx, a.id)
+		if gerr != nil {
+			return gerr
 		}
-		return nil
+		if c.Status == domain.StatusSucceeded {
+			return nil
+		}
+		return a.undo(ctx)
 	case a.ctx.Err() != nil && errors.Is(cause, river.ErrJobCancelledRemotely):
-		if _, rerr := a.r.Store.Release(ctx, a.id); rerr != nil {
+		if rerr := a.undo(ctx); rerr != nil {
 			return rerr
 		}
 		serr := a.r.Store.SetCompositionStatus(ctx, a.id, store.StatusUpdate{Status: domain.StatusCancelled, Error: "cancelled", Timings: a.timings})
@@ -242,7 +248,7 @@ func (a *attempt) finish(err error) error {
 	if a.ctx.Err() != nil {
 		err = fmt.Errorf("the composition did not finish within its job's time limit: %w", err)
 	}
-	if _, rerr := a.r.Store.Release(ctx, a.id); rerr != nil {
+	if rerr := a.undo(ctx); rerr != nil {
 		return rerr
 	}
 	msg := domain.ErrorMessage(err) // with its problems
@@ -252,4 +258,13 @@ func (a *attempt) finish(err error) error {
 	}
 	a.log.Info("composition failed", "error", msg)
 	return nil
+}
+
+// undo lets go of what the composition held: its reservation and its
+// environment's directory.
+func (a *attempt) undo(ctx context.Context) error {
+	if _, err := a.r.Store.Release(ctx, a.id); err != nil {
+		return err
+	}
+	return os.RemoveAll(filepath.Join(a.r.OutputDir, a.id))
 }
