@@ -7,6 +7,10 @@ ALTER TABLE compositions ADD COLUMN output text;
 -- The capacity pool the composition was provisioned from.
 ALTER TABLE compositions ADD COLUMN pool text;
 
+-- When a finished composition's environment was torn down: its capacity
+-- went back to the pool and its directory was removed. Its history stays.
+ALTER TABLE compositions ADD COLUMN released_at timestamptz;
+
 -- A template deleted over the API leaves the catalog but not the history:
 -- its versions stay, for the compositions that used them, and a PUT brings
 -- it back.

@@ -37,22 +37,75 @@ func (s serverCompositions) Get(ctx context.Context, id string) (*httpapi.Compos
 	if err != nil {
 		return nil, err
 	}
+	j, jerr := s.q.JobOf(ctx, id)
+	if jerr == nil {
+		if changed, err := s.q.Settle(ctx, c, j); err != nil {
+			return nil, err
+		} else if changed {
+			if c, err = s.st.GetComposition(ctx, id); err != nil {
+				return nil, err
+			}
+		}
+	}
+	out := compositionView(c)
+	switch {
+	case jerr == nil:
+		out.Job = &httpapi.Job{ID: j.ID, State: j.State, Attempt: j.Attempt, MaxAttempts: j.MaxAttempts, AttemptedBy: j.AttemptedBy, Errors: j.Errors}
+	case domain.ErrorCode(jerr) != domain.ENOTFOUND:
+		return nil, jerr
+	}
+	return out, nil
+}
+
+// compositionView shows a stored composition through the API.
+func compositionView(c *store.Composition) *httpapi.Composition {
 	out := &httpapi.Composition{
 		ID: c.ID, Name: c.Name, Strategy: c.Strategy, Status: string(c.Status), Error: c.Error, Feasible: c.Feasible,
 		Timings: c.Timings, Pool: c.Pool, Output: c.Output, ModelVersion: c.ModelVersion, Plan: c.Plan,
-		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt, FinishedAt: c.FinishedAt,
+		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt, FinishedAt: c.FinishedAt, ReleasedAt: c.ReleasedAt,
 	}
 	if out.Timings == nil {
 		out.Timings = map[string]int64{}
 	}
-	j, err := s.q.JobOf(ctx, id)
-	switch {
-	case err == nil:
-		out.Job = &httpapi.Job{ID: j.ID, State: j.State, Attempt: j.Attempt, MaxAttempts: j.MaxAttempts, AttemptedBy: j.AttemptedBy, Errors: j.Errors}
-	case domain.ErrorCode(err) != domain.ENOTFOUND:
-		return nil, err
+	return out
+}
+
+// List pages through the compositions, newest first, without plans.
+func (s serverCompositions) List(ctx context.Context, f httpapi.CompositionFilter) (httpapi.CompositionPage, error) {
+	page, err := s.st.ListCompositions(ctx, store.CompositionFilter{From: f.From, To: f.To, Strategy: f.Strategy,
+		Status: domain.CompositionStatus(f.Status), Limit: f.Limit, Cursor: f.Cursor})
+	if err != nil {
+		return httpapi.CompositionPage{}, err
+	}
+	out := httpapi.CompositionPage{Compositions: []*httpapi.Composition{}, NextCursor: page.NextCursor}
+	for i := range page.Compositions {
+		out.Compositions = append(out.Compositions, compositionView(&page.Compositions[i]))
 	}
 	return out, nil
+}
+
+// Release tears a finished composition down: its capacity goes back to the
+// pool and its directory is removed (when it is on this machine; elsewhere
+// the record says released and the directory stays for its host's
+// operators). A composition still running is cancelled instead.
+func (s serverCompositions) Release(ctx context.Context, id string) (bool, error) {
+	c, err := s.st.GetComposition(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	if !c.Status.Final() {
+		return true, s.q.Cancel(ctx, id)
+	}
+	if err := s.st.ReleaseComposition(ctx, id); err != nil {
+		return false, err
+	}
+	host, dir, _ := strings.Cut(c.Output, ":")
+	if here, _ := os.Hostname(); c.Output != "" && host == here {
+		if err := os.RemoveAll(dir); err != nil {
+			return false, err
+		}
+	}
+	return false, nil
 }
 
 func (s serverCompositions) Cancel(ctx context.Context, id string) error { return s.q.Cancel(ctx, id) }

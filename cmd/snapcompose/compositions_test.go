@@ -312,6 +312,41 @@ func TestComposeSeedOverHTTP(t *testing.T) {
 	if resp, _ := c.Do(t, req); resp.StatusCode != http.StatusConflict {
 		t.Errorf("cancelling a finished composition = %d, want 409", resp.StatusCode)
 	}
+	// It is listed.
+	if resp, raw := a.Get(t, base+"/v1/compositions?status=succeeded&limit=10"); resp.StatusCode != 200 || !strings.Contains(string(raw), id) {
+		t.Errorf("listing = %d %s", resp.StatusCode, raw)
+	}
+	// Not a date-time, so past the validating client.
+	req, _ = http.NewRequest(http.MethodGet, base+"/v1/compositions?from=yesterday", nil)
+	req.Header.Set("Authorization", "Bearer "+testTokens[httpapi.Analyst])
+	if resp, err := http.DefaultClient.Do(req); err != nil {
+		t.Error(err)
+	} else {
+		resp.Body.Close()
+		if resp.StatusCode != 400 {
+			t.Errorf("listing from=yesterday = %d, want 400", resp.StatusCode)
+		}
+	}
+	// Torn down: the capacity goes back, the directory goes, the history stays.
+	req, _ = http.NewRequest(http.MethodDelete, base+"/v1/compositions/"+id, nil)
+	resp, raw = c.Do(t, req)
+	if resp.StatusCode != 200 || !strings.Contains(string(raw), `"released_at"`) {
+		t.Fatalf("DELETE = %d %s", resp.StatusCode, raw)
+	}
+	if usage, _ := st.PoolUsage(context.Background(), "seed-pool"); usage.Reservations != 0 {
+		t.Errorf("after DELETE the pool still holds %d reservations", usage.Reservations)
+	}
+	if _, dir, _ := strings.Cut(final.Output, ":"); dir == "" || fileExists(dir) {
+		t.Errorf("after DELETE the directory %q is still there", dir)
+	}
+	if c2, err := st.GetComposition(context.Background(), id); err != nil || c2.Plan == nil || c2.Status != domain.StatusSucceeded {
+		t.Errorf("after DELETE the history lost the composition: %v", err)
+	}
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 // untar unpacks a gzipped tarball into a temporary directory.

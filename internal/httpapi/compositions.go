@@ -41,6 +41,27 @@ type Compositions interface {
 	// Archive writes composition id's environment as a gzipped tarball;
 	// ENOTFOUND when it is not materialised where this server can read it.
 	Archive(ctx context.Context, id string, w io.Writer) error
+	// List pages through the compositions, newest first, without plans.
+	List(ctx context.Context, f CompositionFilter) (CompositionPage, error)
+	// Release tears a finished composition down (its capacity back to the
+	// pool, its directory removed); one still running is cancelled
+	// instead, and cancelling is true.
+	Release(ctx context.Context, id string) (cancelling bool, err error)
+}
+
+// CompositionFilter selects compositions to list; zero fields select all.
+type CompositionFilter struct {
+	From, To time.Time
+	Strategy domain.Strategy
+	Status   string
+	Limit    int
+	Cursor   string
+}
+
+// CompositionPage is a page of a listing.
+type CompositionPage struct {
+	Compositions []*Composition `json:"compositions"`
+	NextCursor   string         `json:"next_cursor,omitempty"`
 }
 
 // Composition is a durable composition as the API shows it.
@@ -60,6 +81,7 @@ type Composition struct {
 	CreatedAt    time.Time        `json:"created_at"`
 	UpdatedAt    time.Time        `json:"updated_at"`
 	FinishedAt   *time.Time       `json:"finished_at,omitempty"`
+	ReleasedAt   *time.Time       `json:"released_at,omitempty"`
 }
 
 // Job is a composition's job in the queue.
@@ -193,4 +215,55 @@ func (s *Server) compositionArchive(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/gzip")
 	w.Header().Set("Content-Disposition", `attachment; filename="`+id+`.tar.gz"`)
 	http.ServeContent(w, r, "", c.UpdatedAt, f)
+}
+
+// listCompositions answers GET /v1/compositions: newest first, a page at a
+// time, filtered by status, strategy and creation time.
+func (s *Server) listCompositions(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := CompositionFilter{Strategy: domain.Strategy(q.Get("strategy")), Status: q.Get("status"), Cursor: q.Get("cursor")}
+	for name, t := range map[string]*time.Time{"from": &f.From, "to": &f.To} {
+		if v := q.Get(name); v != "" {
+			var err error
+			if *t, err = time.Parse(time.RFC3339, v); err != nil {
+				s.writeError(w, r, domain.Errorf(domain.EINVALID, "%s: %q is not an RFC 3339 time such as 2026-11-27T00:00:00Z", name, v))
+				return
+			}
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			s.writeError(w, r, domain.Errorf(domain.EINVALID, "limit: %q: want a number from 1", v))
+			return
+		}
+		f.Limit = n
+	}
+	page, err := s.compositions.List(r.Context(), f)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+// releaseComposition answers DELETE /v1/compositions/{id}: a finished
+// composition is torn down (200); a running one is cancelled (202).
+func (s *Server) releaseComposition(w http.ResponseWriter, r *http.Request) {
+	id := chi.URLParam(r, "id")
+	cancelling, err := s.compositions.Release(r.Context(), id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	c, err := s.compositions.Get(r.Context(), id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	status := http.StatusOK
+	if cancelling {
+		status = http.StatusAccepted
+	}
+	writeJSON(w, status, c)
 }

@@ -102,7 +102,9 @@ func New(cfg Config) *Server {
 		v1.With(require(Composer)).Post("/allocations/optimize", s.optimizeAllocation)
 		v1.With(require(Composer)).Post("/compositions", s.createComposition)
 		if s.compositions != nil {
+			v1.With(require(Analyst)).Get("/compositions", s.listCompositions)
 			v1.With(require(Analyst)).Get("/compositions/{id}", s.getComposition)
+			v1.With(require(Composer)).Delete("/compositions/{id}", s.releaseComposition)
 			v1.With(require(Composer)).Post("/compositions/{id}/cancel", s.cancelComposition)
 			v1.With(require(Composer)).Get("/compositions/{id}/archive", s.compositionArchive)
 		}

@@ -244,3 +244,33 @@ func (h levelAtLeast) WithAttrs(attrs []slog.Attr) slog.Handler {
 func (h levelAtLeast) WithGroup(name string) slog.Handler {
 	return levelAtLeast{h.Handler.WithGroup(name), h.min}
 }
+
+// Settle makes a composition whose job River gave up on (discarded after
+// its attempts were all cut off) or cancelled before it ran end so too,
+// holding nothing; it reports whether it changed anything. Compositions
+// are settled when they are read, so none stays "running" forever.
+func (q *Queue) Settle(ctx context.Context, c *store.Composition, j Job) (bool, error) {
+	if c.Status.Final() {
+		return false, nil
+	}
+	var u store.StatusUpdate
+	switch j.State {
+	case string(rivertype.JobStateDiscarded):
+		u = store.StatusUpdate{Status: domain.StatusFailed, Error: fmt.Sprintf("its job was given up after %d attempts that did not finish", j.Attempt)}
+		if n := len(j.Errors); n > 0 {
+			u.Error += "; the last: " + j.Errors[n-1]
+		}
+	case string(rivertype.JobStateCancelled):
+		u = store.StatusUpdate{Status: domain.StatusCancelled, Error: "cancelled"}
+	default:
+		return false, nil
+	}
+	if _, err := q.store.Release(ctx, c.ID); err != nil {
+		return false, err
+	}
+	err := q.store.SetCompositionStatus(ctx, c.ID, u)
+	if domain.ErrorCode(err) == domain.ECONFLICT {
+		return false, nil
+	}
+	return err == nil, err
+}

@@ -234,3 +234,42 @@ func TestRunCancelledMeanwhile(t *testing.T) {
 		t.Errorf("a cancelled composition left %d entries in the output directory", len(entries))
 	}
 }
+
+// A composition whose job River gave up on ends failed when it is read,
+// holding nothing; one whose job is still queued is left alone.
+func TestSettleDiscardedJob(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	q, err := jobs.New(f.st.Pool(), f.st, f.runner, jobs.Config{}) // submits only
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := os.ReadFile(filepath.Join(seed, "manifest.templates.json"))
+	m, _ := manifest.ParseBytes(raw)
+	sub, err := q.Submit(ctx, store.Submission{Manifest: m, Raw: raw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := f.st.GetComposition(ctx, sub.ID)
+	j, err := q.JobOf(ctx, sub.ID)
+	if err != nil || j.State != "available" {
+		t.Fatalf("job %+v, %v", j, err)
+	}
+	if changed, err := q.Settle(ctx, c, j); changed || err != nil {
+		t.Errorf("a queued job: changed %v, %v", changed, err)
+	}
+	if _, err := f.st.Pool().Exec(ctx, `UPDATE river_job SET state = 'discarded', attempt = 5, finalized_at = now() WHERE id = $1`, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	if j, err = q.JobOf(ctx, sub.ID); err != nil {
+		t.Fatal(err)
+	}
+	if changed, err := q.Settle(ctx, c, j); !changed || err != nil {
+		t.Fatalf("a discarded job: changed %v, %v", changed, err)
+	}
+	c, _ = f.st.GetComposition(ctx, sub.ID)
+	if c.Status != domain.StatusFailed || !strings.Contains(c.Error, "given up after 5 attempts") {
+		t.Errorf("%s %q", c.Status, c.Error)
+	}
+}

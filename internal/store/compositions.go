@@ -31,6 +31,9 @@ type Composition struct {
 	// Pool is the capacity pool it was provisioned from, Output where it
 	// was materialised ("<host>:<dir>"); "" until then.
 	Pool, Output string
+	// ReleasedAt is when the finished composition's environment was torn
+	// down (ReleaseComposition); nil while it stands.
+	ReleasedAt *time.Time
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
 	FinishedAt   *time.Time
@@ -157,6 +160,40 @@ func (s *Store) SubmitComposition(ctx context.Context, sub Submission) (Submitte
 	return out, nil
 }
 
+// ReleaseComposition tears finished composition id down in the history:
+// its capacity goes back to the pool and it is marked released (the
+// caller removes its directory). Releasing again changes nothing. It
+// returns ECONFLICT while the composition has not finished (cancel it
+// first) and ENOTFOUND when there is no such composition.
+func (s *Store) ReleaseComposition(ctx context.Context, id string) error {
+	op := "releasing composition " + id
+	if err := checkID(id); err != nil {
+		return err
+	}
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var status string
+		err := tx.QueryRow(ctx, `SELECT status FROM compositions WHERE id = $1 FOR UPDATE`, id).Scan(&status)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return domain.Errorf(domain.ENOTFOUND, "composition %s does not exist", id)
+		}
+		if err != nil {
+			return err
+		}
+		if !domain.CompositionStatus(status).Final() {
+			return domain.Errorf(domain.ECONFLICT, "composition %s is %s: cancel it first", id, status)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE reservations SET released_at = now() WHERE composition_id = $1 AND released_at IS NULL`, id); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE compositions SET released_at = coalesce(released_at, now()), updated_at = now() WHERE id = $1`, id)
+		return err
+	})
+	if err != nil {
+		return constraintError(op, err)
+	}
+	return nil
+}
+
 // SetCompositionPlace records the pool composition id was provisioned from
 // and where it was materialised; "" keeps what is recorded.
 func (s *Store) SetCompositionPlace(ctx context.Context, id, pool, output string) error {
@@ -233,11 +270,11 @@ func (s *Store) SetCompositionStatus(ctx context.Context, id string, u StatusUpd
 
 const compositionColumns = `c.id::text, c.name, c.strategy, c.limit_cpu_millicores, c.limit_memory_bytes, c.limit_disk_bytes,
 	c.status, coalesce(c.error, ''), c.timings, c.feasible, coalesce(mv.version, ''), coalesce(c.pool, ''), coalesce(c.output, ''),
-	c.created_at, c.updated_at, c.finished_at`
+	c.released_at, c.created_at, c.updated_at, c.finished_at`
 
 func compositionFields(c *Composition) []any {
 	return []any{&c.ID, &c.Name, &c.Strategy, &c.Limits.CPUMillicores, &c.Limits.MemoryBytes, &c.Limits.DiskBytes,
-		&c.Status, &c.Error, &c.Timings, &c.Feasible, &c.ModelVersion, &c.Pool, &c.Output, &c.CreatedAt, &c.UpdatedAt, &c.FinishedAt}
+		&c.Status, &c.Error, &c.Timings, &c.Feasible, &c.ModelVersion, &c.Pool, &c.Output, &c.ReleasedAt, &c.CreatedAt, &c.UpdatedAt, &c.FinishedAt}
 }
 
 // GetComposition returns composition id with its manifest and plan. It
