@@ -34,9 +34,9 @@ type Composition struct {
 	// ReleasedAt is when the finished composition's environment was torn
 	// down (ReleaseComposition); nil while it stands.
 	ReleasedAt *time.Time
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
-	FinishedAt   *time.Time
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+	FinishedAt *time.Time
 }
 
 // CreateComposition records a new composition of manifest m, whose request
