@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/snapcompose/snapcompose/internal/agenttest"
+	"github.com/snapcompose/snapcompose/internal/domain"
 	"github.com/snapcompose/snapcompose/internal/httpapi"
 	"github.com/snapcompose/snapcompose/internal/pgtest"
 )
@@ -135,7 +137,74 @@ func BenchmarkHTTPDryRun(b *testing.B) {
 		b.Fatal(err)
 	}
 	body := bytes.Replace(seed, []byte(`"PRIORITY"`), []byte(`"AI_AGENT"`), 1)
-	const clients = 4
+	loadTest(b, 4, "plans/s", func() error {
+		_, err := post(base+"/v1/compositions?dry_run=true", body, http.StatusOK)
+		return err
+	})
+}
+
+// BenchmarkHTTPCompose: durable compositions of the seed (templates,
+// AI_AGENT) over HTTP, four clients at once, each POSTing and polling until
+// its composition has succeeded — composed, recorded, provisioned and
+// instantiated by the server's job queue: compositions per second, and
+// p50/p99 from the POST to success.
+func BenchmarkHTTPCompose(b *testing.B) {
+	agenttest.Library(b)
+	_, dbURL := pgtest.NewDatabase(b)
+	base := startServer(b, dbURL, "--model", agenttest.ModelPath(), "--model-poll", "0", "--catalog", seedCatalog, "--pool", "bench")
+	st := openTestStore(b, dbURL)
+	if err := st.UpsertPool(context.Background(), "bench", domain.Resources{CPUMillicores: 1 << 40, MemoryBytes: 1 << 60, DiskBytes: 1 << 60}); err != nil {
+		b.Fatal(err)
+	}
+	seed, err := os.ReadFile(seedTemplates)
+	if err != nil {
+		b.Fatal(err)
+	}
+	body := bytes.Replace(seed, []byte(`"PRIORITY"`), []byte(`"AI_AGENT"`), 1)
+	loadTest(b, 4, "compositions/s", func() error {
+		raw, err := post(base+"/v1/compositions", body, http.StatusAccepted)
+		if err != nil {
+			return err
+		}
+		var c struct{ ID string }
+		if err := json.Unmarshal(raw, &c); err != nil {
+			return err
+		}
+		for {
+			got, err := st.GetComposition(context.Background(), c.ID)
+			if err != nil {
+				return err
+			}
+			if got.Status.Final() {
+				if got.Status != domain.StatusSucceeded {
+					return fmt.Errorf("composition %s: %s", got.Status, got.Error)
+				}
+				return nil
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	})
+}
+
+// post POSTs body as the composer and wants status back.
+func post(url string, body []byte, want int) ([]byte, error) {
+	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+testTokens[httpapi.Composer])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != want {
+		err = fmt.Errorf("status %d: %s", resp.StatusCode, raw)
+	}
+	return raw, err
+}
+
+// loadTest runs do once per iteration from clients goroutines at once and
+// reports the rate (per second, named unit) and p50/p99 latency.
+func loadTest(b *testing.B, clients int, unit string, do func() error) {
 	var mu sync.Mutex
 	var lat []time.Duration
 	next := make(chan struct{})
@@ -144,19 +213,11 @@ func BenchmarkHTTPDryRun(b *testing.B) {
 	for range clients {
 		wg.Go(func() {
 			for range next {
-				req, _ := http.NewRequest(http.MethodPost, base+"/v1/compositions?dry_run=true", bytes.NewReader(body))
-				req.Header.Set("Authorization", "Bearer "+testTokens[httpapi.Composer])
 				start := time.Now()
-				resp, err := http.DefaultClient.Do(req)
-				if err == nil {
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode != 200 {
-						err = fmt.Errorf("status %d", resp.StatusCode)
-					}
-				}
-				if err != nil {
+				if err := do(); err != nil {
 					errs <- err
+					for range next {
+					}
 					return
 				}
 				mu.Lock()
@@ -181,7 +242,7 @@ func BenchmarkHTTPDryRun(b *testing.B) {
 	q := func(p float64) float64 {
 		return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))].Microseconds()) / 1000
 	}
-	b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "plans/s")
+	b.ReportMetric(float64(len(lat))/elapsed.Seconds(), unit)
 	b.ReportMetric(q(0.50), "p50-ms")
 	b.ReportMetric(q(0.99), "p99-ms")
 }
