@@ -58,6 +58,7 @@ Usage:
   snapcompose plan -f MANIFEST [--catalog DIR] [--hosts FILE] [--output text|json] [--strategy S] [--model FILE] [--ambiguous-margin X]
   snapcompose compose -f MANIFEST --out DIR [plan's flags] [--live-image IMAGE]
   snapcompose serve [--addr HOST:PORT] [--data-dir DIR] [--catalog DIR] [--hosts FILE] [--tokens FILE] [--model FILE] [--model-poll D] [--retrain-every D]
+                    [--pool NAME] [--output-dir DIR] [--workers N] [--job-timeout D] [--job-rescue-after D] [--worker-id ID] [--live-image IMAGE]
   snapcompose migrate up|down|version
   snapcompose db start|stop [--data-dir DIR] [--ephemeral]
   snapcompose import usage --format bitbrains [--host NAME] DIR_OR_FILE...
