@@ -176,7 +176,13 @@ func (s *Server) getComposition(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) cancelComposition(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
-	if err := s.compositions.Cancel(r.Context(), id); err != nil {
+	s.answerWith(w, r, id, http.StatusAccepted, s.compositions.Cancel(r.Context(), id))
+}
+
+// answerWith answers an operation on composition id: its error, or the
+// composition as it stands with status.
+func (s *Server) answerWith(w http.ResponseWriter, r *http.Request, id string, status int, err error) {
+	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -185,7 +191,7 @@ func (s *Server) cancelComposition(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusAccepted, c)
+	writeJSON(w, status, c)
 }
 
 func (s *Server) compositionArchive(w http.ResponseWriter, r *http.Request) {
@@ -252,18 +258,9 @@ func (s *Server) listCompositions(w http.ResponseWriter, r *http.Request) {
 func (s *Server) releaseComposition(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
 	cancelling, err := s.compositions.Release(r.Context(), id)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	c, err := s.compositions.Get(r.Context(), id)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
 	status := http.StatusOK
 	if cancelling {
 		status = http.StatusAccepted
 	}
-	writeJSON(w, status, c)
+	s.answerWith(w, r, id, status, err)
 }
