@@ -108,7 +108,7 @@ func (m *Main) modelPromote(ctx context.Context, args []string) error {
 		return err
 	}
 	defer st.Close()
-	if err := st.PromoteModel(ctx, version); err != nil {
+	if err := st.PromoteModelBy(ctx, version, "cli", "snapcompose model promote"); err != nil {
 		if domain.ErrorCode(err) == domain.ENOTFOUND {
 			return domain.Errorf(domain.ENOTFOUND, "model promote: model version %q does not exist (`snapcompose model list` lists them)", version)
 		}

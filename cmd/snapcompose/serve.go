@@ -170,8 +170,11 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		}
 	}()
 	logger.Info("job queue", "workers", *workers, "pool", *pool, "output_dir", *outputDir)
+	models := &serverModels{st: st, agent: ai, base: ctx}
+	defer models.wait(30 * time.Second) // a training run ends with ctx
 	api := httpapi.New(httpapi.Config{Ready: st, Agent: ai, Planner: measured{planner, pm}, Templates: dbTemplates{st},
-		Compositions: serverCompositions{queue, st}, Tokens: tokens, Logger: logger})
+		Compositions: serverCompositions{queue, st}, Monitoring: serverCompositions{queue, st}, Models: models,
+		Tokens: tokens, Logger: logger})
 	if err := pm.register(api); err != nil {
 		return err
 	}

@@ -35,6 +35,7 @@ type servingAgent struct {
 	dir    string // where promoted models are written to be loaded
 	logger *slog.Logger
 
+	syncMu   sync.Mutex // one sync at a time: the poller's and the API's
 	mu       sync.Mutex
 	reloader *agent.Reloader
 	learned  *agent.Learned
@@ -69,6 +70,8 @@ func (m *Main) startServingAgent(ctx context.Context, st *store.Store, f agentFl
 // sync loads the promoted model if it is not the one serving (or the model
 // file when none is promoted and none serves yet).
 func (a *servingAgent) sync(ctx context.Context) {
+	a.syncMu.Lock()
+	defer a.syncMu.Unlock()
 	a.mu.Lock()
 	refused, serving, serves := a.refused, a.status.ModelVersion, a.reloader != nil
 	tried := serves || a.status.Error != ""

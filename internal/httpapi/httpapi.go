@@ -49,6 +49,8 @@ type Server struct {
 	planner      Planner
 	templates    Templates
 	compositions Compositions
+	monitoring   Monitoring
+	models       Models
 	tokens       *Tokens
 	logger       *slog.Logger
 	router       chi.Router
@@ -63,8 +65,12 @@ type Config struct {
 	Templates Templates // nil: no catalog in Postgres
 	// Compositions run durable compositions; nil: dry runs only.
 	Compositions Compositions
-	Tokens       *Tokens // who may call /v1; nil accepts no token
-	Logger       *slog.Logger
+	// Monitoring takes outcomes and usage back; nil: not served.
+	Monitoring Monitoring
+	// Models is the model registry; nil: not served.
+	Models Models
+	Tokens *Tokens // who may call /v1; nil accepts no token
+	Logger *slog.Logger
 }
 
 // openAPI is the API's OpenAPI 3 document, served at /openapi.yaml; the
@@ -86,7 +92,7 @@ func New(cfg Config) *Server {
 	if cfg.Tokens == nil {
 		cfg.Tokens, _ = NewTokens()
 	}
-	s := &Server{ready: cfg.Ready, agent: cfg.Agent, planner: cfg.Planner, templates: cfg.Templates, compositions: cfg.Compositions, tokens: cfg.Tokens, logger: cfg.Logger, router: chi.NewRouter(), metrics: newMetrics()}
+	s := &Server{ready: cfg.Ready, agent: cfg.Agent, planner: cfg.Planner, templates: cfg.Templates, compositions: cfg.Compositions, monitoring: cfg.Monitoring, models: cfg.Models, tokens: cfg.Tokens, logger: cfg.Logger, router: chi.NewRouter(), metrics: newMetrics()}
 	s.router.Use(middleware.RequestID, middleware.RealIP, s.logRequests, s.metrics.observe, middleware.Recoverer, limitBody)
 	s.router.Get("/healthz", s.healthz)
 	s.router.Get("/readyz", s.readyz)
@@ -107,6 +113,20 @@ func New(cfg Config) *Server {
 			v1.With(require(Composer)).Delete("/compositions/{id}", s.releaseComposition)
 			v1.With(require(Composer)).Post("/compositions/{id}/cancel", s.cancelComposition)
 			v1.With(require(Composer)).Get("/compositions/{id}/archive", s.compositionArchive)
+		}
+		if s.monitoring != nil {
+			v1.With(require(Composer)).Post("/compositions/{id}/outcome", s.reportOutcome)
+			v1.With(require(Analyst)).Get("/compositions/{id}/outcomes", s.listOutcomes)
+			v1.With(require(Composer)).Post("/compositions/{id}/usage", s.reportUsage)
+		}
+		if s.models != nil {
+			v1.With(require(Analyst)).Get("/models", s.listModels)
+			v1.With(require(Analyst)).Get("/models/promotions", s.listPromotions)
+			v1.With(require(Admin)).Post("/models/rollback", s.rollbackModel)
+			v1.With(require(Analyst)).Get("/models/{version}", s.getModel)
+			v1.With(require(Admin)).Post("/models/{version}/promote", s.promoteModel)
+			v1.With(require(Admin)).Post("/training-runs", s.startTraining)
+			v1.With(require(Analyst)).Get("/training-runs/{id}", s.getTrainingRun)
 		}
 		if s.templates != nil {
 			v1.With(require(Analyst)).Get("/templates/{id}", s.getTemplate)

@@ -56,6 +56,12 @@ func (s *Store) InsertModelVersion(ctx context.Context, m ModelVersion) (ModelVe
 // the promoted version changes nothing. It returns ENOTFOUND when the version
 // does not exist.
 func (s *Store) PromoteModel(ctx context.Context, version string) error {
+	return s.PromoteModelBy(ctx, version, "", "")
+}
+
+// PromoteModelBy is PromoteModel recording who asked and why (see
+// Promotions). Promoting the version that serves records nothing.
+func (s *Store) PromoteModelBy(ctx context.Context, version, by, reason string) error {
 	op := "promoting model version " + version
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		var promoted bool
@@ -69,13 +75,63 @@ func (s *Store) PromoteModel(ctx context.Context, version string) error {
 		if _, err := tx.Exec(ctx, `UPDATE model_versions SET promoted = false, promoted_at = NULL WHERE promoted`); err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `UPDATE model_versions SET promoted = true, promoted_at = now() WHERE version = $1`, version)
+		if _, err = tx.Exec(ctx, `UPDATE model_versions SET promoted = true, promoted_at = now() WHERE version = $1`, version); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO model_promotions (model_version_id, promoted_by, reason) SELECT id, $2, $3 FROM model_versions WHERE version = $1`, version, by, reason)
 		return err
 	})
 	if err != nil {
 		return constraintError(op, err)
 	}
 	return nil
+}
+
+// Promotion is one promotion of a model version.
+type Promotion struct {
+	Version    string
+	PromotedAt time.Time
+	By, Reason string
+}
+
+// Promotions lists the promotions, newest first.
+func (s *Store) Promotions(ctx context.Context) ([]Promotion, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT mv.version, p.promoted_at, p.promoted_by, p.reason
+		FROM model_promotions p JOIN model_versions mv ON mv.id = p.model_version_id
+		ORDER BY p.promoted_at DESC, p.id DESC`)
+	if err != nil {
+		return nil, constraintError("listing promotions", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Promotion, error) {
+		var p Promotion
+		return p, r.Scan(&p.Version, &p.PromotedAt, &p.By, &p.Reason)
+	})
+	if err != nil {
+		return nil, constraintError("listing promotions", err)
+	}
+	return out, nil
+}
+
+// RollbackModel promotes again the version that served before the one
+// serving now, and returns it. It returns ENOTFOUND when no version served
+// before (nothing to roll back to).
+func (s *Store) RollbackModel(ctx context.Context, by string) (string, error) {
+	current, err := s.PromotedModel(ctx)
+	if err != nil {
+		return "", err
+	}
+	var previous string
+	err = s.pool.QueryRow(ctx, `
+		SELECT mv.version FROM model_promotions p JOIN model_versions mv ON mv.id = p.model_version_id
+		WHERE mv.version <> $1 ORDER BY p.promoted_at DESC, p.id DESC LIMIT 1`, current.Version).Scan(&previous)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", domain.Errorf(domain.ENOTFOUND, "no model version served before %s: nothing to roll back to", current.Version)
+	}
+	if err != nil {
+		return "", constraintError("rolling back the model", err)
+	}
+	return previous, s.PromoteModelBy(ctx, previous, by, "rollback from "+current.Version)
 }
 
 const modelColumns = `id, version, card, metrics, onnx_digest, feature_schema, created_at, promoted, promoted_at`

@@ -53,6 +53,18 @@ type Options struct {
 	Config *train.Config
 	// Progress receives progress lines and bars; nil is silent.
 	Progress io.Writer
+	// OnRun, when set, is told the training run's record as soon as it
+	// exists, before training starts (an API answers with it).
+	OnRun func(store.TrainingRun)
+	// By names who asked for the run, for the promotion record.
+	By string
+}
+
+func orElse(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 // Outcome is everything a training run produced, for printing.
@@ -160,6 +172,9 @@ func Train(ctx context.Context, st *store.Store, opt Options) (*Outcome, error) 
 		return nil, err
 	}
 	out.Run = run
+	if opt.OnRun != nil {
+		opt.OnRun(run)
+	}
 	err = trainRun(ctx, st, opt, out, run.ID, loadSim, func() *simulate.Simulator { return sim }, say)
 	if err != nil {
 		// Record the failure even when ctx was cancelled.
@@ -369,7 +384,11 @@ func trainRun(ctx context.Context, st *store.Store, opt Options, out *Outcome, r
 		out.Promoted = true
 		cmp.Reason = "it is the promoted model already (the same network was trained before)"
 	case cmp.ChallengerWins || opt.Promote:
-		if err := st.PromoteModel(ctx, mv.Version); err != nil {
+		by, why := "retraining", cmp.Reason
+		if opt.Promote && !cmp.ChallengerWins {
+			by, why = orElse(opt.By, "retraining"), "promotion asked for: "+cmp.Reason
+		}
+		if err := st.PromoteModelBy(ctx, mv.Version, by, why); err != nil {
 			return err
 		}
 		out.Promoted = true
