@@ -173,7 +173,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	models := &serverModels{st: st, agent: ai, base: ctx}
 	defer models.wait(30 * time.Second) // a training run ends with ctx
 	api := httpapi.New(httpapi.Config{Ready: st, Agent: ai, Planner: measured{planner, pm}, Templates: dbTemplates{st},
-		Compositions: serverCompositions{queue, st}, Monitoring: serverCompositions{queue, st}, Models: models,
+		Compositions: serverCompositions{queue, st}, Monitoring: serverCompositions{queue, st}, Models: models, History: st,
 		Tokens: tokens, Logger: logger})
 	if err := pm.register(api); err != nil {
 		return err

@@ -51,6 +51,7 @@ type Server struct {
 	compositions Compositions
 	monitoring   Monitoring
 	models       Models
+	history      History
 	tokens       *Tokens
 	logger       *slog.Logger
 	router       chi.Router
@@ -69,8 +70,10 @@ type Config struct {
 	Monitoring Monitoring
 	// Models is the model registry; nil: not served.
 	Models Models
-	Tokens *Tokens // who may call /v1; nil accepts no token
-	Logger *slog.Logger
+	// History is the history for analysts; nil: not served.
+	History History
+	Tokens  *Tokens // who may call /v1; nil accepts no token
+	Logger  *slog.Logger
 }
 
 // openAPI is the API's OpenAPI 3 document, served at /openapi.yaml; the
@@ -92,7 +95,7 @@ func New(cfg Config) *Server {
 	if cfg.Tokens == nil {
 		cfg.Tokens, _ = NewTokens()
 	}
-	s := &Server{ready: cfg.Ready, agent: cfg.Agent, planner: cfg.Planner, templates: cfg.Templates, compositions: cfg.Compositions, monitoring: cfg.Monitoring, models: cfg.Models, tokens: cfg.Tokens, logger: cfg.Logger, router: chi.NewRouter(), metrics: newMetrics()}
+	s := &Server{ready: cfg.Ready, agent: cfg.Agent, planner: cfg.Planner, templates: cfg.Templates, compositions: cfg.Compositions, monitoring: cfg.Monitoring, models: cfg.Models, history: cfg.History, tokens: cfg.Tokens, logger: cfg.Logger, router: chi.NewRouter(), metrics: newMetrics()}
 	s.router.Use(middleware.RequestID, middleware.RealIP, s.logRequests, s.metrics.observe, middleware.Recoverer, limitBody)
 	s.router.Get("/healthz", s.healthz)
 	s.router.Get("/readyz", s.readyz)
@@ -118,6 +121,11 @@ func New(cfg Config) *Server {
 			v1.With(require(Composer)).Post("/compositions/{id}/outcome", s.reportOutcome)
 			v1.With(require(Analyst)).Get("/compositions/{id}/outcomes", s.listOutcomes)
 			v1.With(require(Composer)).Post("/compositions/{id}/usage", s.reportUsage)
+		}
+		if s.history != nil {
+			v1.With(require(Analyst)).Get("/history/compositions", s.historyCompositions)
+			v1.With(require(Analyst)).Get("/history/conflicts", s.historyConflicts)
+			v1.With(require(Analyst)).Get("/history/summary", s.historySummary)
 		}
 		if s.models != nil {
 			v1.With(require(Analyst)).Get("/models", s.listModels)
