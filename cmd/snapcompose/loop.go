@@ -254,7 +254,7 @@ func (s *serverModels) StartTraining(ctx context.Context, req httpapi.TrainingRe
 	var zero int64
 	s.training = &zero
 	s.mu.Unlock()
-	opt := registry.Options{Seed: 1, Promote: req.Promote, By: "token:" + by}
+	opt := registry.Options{Seed: 1, Promote: req.Promote, RealWeight: req.RealWeight, By: "token:" + by}
 	if req.From != nil {
 		opt.From = *req.From
 	}

@@ -131,6 +131,10 @@ func TestLearningLoop(t *testing.T) {
 	shipped := scores()
 	run1 := train(false) // no champion in the registry: the rule promotes it
 	v1, _ := run1["model_version"].(string)
+	origins, _ := run1["metrics"].(map[string]any)["origins"].(map[string]any)
+	if real, _ := origins["real"].(map[string]any); real["compositions"] != float64(n) || real["weight"] != float64(5) {
+		t.Errorf("run 1 reports its history by origin as %v; want %d real compositions weighted 5", origins, n)
+	}
 	_, agentStatus, _ := getJSON(t, base+"/v1/agent")
 	if v1 == "" || agentStatus["model_version"] != v1 {
 		t.Fatalf("run 1 made %q; the server serves %v", v1, agentStatus["model_version"])

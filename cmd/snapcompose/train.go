@@ -32,6 +32,7 @@ func (m *Main) trainCmd(ctx context.Context, args []string) error {
 	to := fs.String("to", "", "train on compositions created before this `time` (RFC 3339)")
 	promote := fs.Bool("promote", false, "promote the new model even if it does not beat the promoted one")
 	out := fs.String("out", "", "also export the model and its card into `dir`ectory ("+registry.ONNXFile+", "+registry.CardFile+")")
+	realWeight := fs.Int("real-weight", registry.DefaultRealWeight, "how many times a real composition's decision counts against a simulated one's (`N` >= 1)")
 	workers := fs.Int("workers", 2, "`number` of concurrent writers of simulated compositions")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: %s\n\nTrains the AI_AGENT model from the history in DATABASE_URL and registers it.\n\n", trainSynopsis)
@@ -42,6 +43,9 @@ func (m *Main) trainCmd(ctx context.Context, args []string) error {
 	}
 	if *simulateN < 0 {
 		return domain.Errorf(domain.EINVALID, "--simulate: want 0 or more compositions, got %d", *simulateN)
+	}
+	if *realWeight < 1 || *realWeight > 100 {
+		return domain.Errorf(domain.EINVALID, "--real-weight: want 1 to 100, got %d", *realWeight)
 	}
 	if *workers < 1 || *workers > 64 {
 		return domain.Errorf(domain.EINVALID, "--workers: want 1 to 64, got %d", *workers)
@@ -64,7 +68,7 @@ func (m *Main) trainCmd(ctx context.Context, args []string) error {
 	defer st.Close()
 	o, err := registry.Train(ctx, st, registry.Options{
 		Simulate: *simulateN, Seed: *seed, Pods: *pods, Workers: *workers,
-		From: fromT, To: toT, Promote: *promote, Progress: m.Stderr,
+		From: fromT, To: toT, Promote: *promote, Progress: m.Stderr, RealWeight: *realWeight, By: "cli",
 	})
 	if err != nil {
 		return err
@@ -115,6 +119,13 @@ func printOutcome(w io.Writer, o *registry.Outcome) {
 	fmt.Fprintf(w, "training run %d: %d rows of %d compositions (%s … %s), %.1f%% labelled healthy\n",
 		o.Run.ID, c.Data.Rows, c.Data.Compositions, c.Data.FirstComposition, c.Data.LastComposition,
 		100*float64(c.Data.Positives)/float64(max(len(d.X), 1)))
+	if og := c.Data.Origins; og != nil {
+		fmt.Fprintf(w, "real history: %d compositions, %d decisions (each counted %d times); simulated: %d compositions, %d decisions\n",
+			og.Real.Compositions, og.Real.Rows, og.Real.Weight, og.Simulated.Compositions, og.Simulated.Rows)
+		if og.RealTest != nil {
+			fmt.Fprintf(w, "on the %d held-out real decisions: log loss %.4f, AUC %.3f\n", og.RealTestRows, float64(og.RealTest.LogLoss), float64(og.RealTest.AUC))
+		}
+	}
 	if !o.CreatedFirst.IsZero() {
 		fmt.Fprintf(w, "created %s to %s", o.CreatedFirst.Format(time.RFC3339), o.CreatedLast.Format(time.RFC3339))
 		if o.Simulated > 0 {

@@ -55,6 +55,9 @@ type TrainingRequest struct {
 	From    *time.Time `json:"from,omitempty"`
 	To      *time.Time `json:"to,omitempty"`
 	Promote bool       `json:"promote,omitempty"`
+	// RealWeight: how many times a real composition's decision counts
+	// against a simulated one's (0: the default).
+	RealWeight int `json:"real_weight,omitempty"`
 }
 
 // Models is the model registry.
@@ -131,6 +134,10 @@ func (s *Server) startTraining(w http.ResponseWriter, r *http.Request) {
 	var req TrainingRequest
 	if err := decodeStrict(r, &req); err != nil {
 		s.writeError(w, r, err)
+		return
+	}
+	if req.RealWeight < 0 || req.RealWeight > 100 {
+		s.writeError(w, r, domain.Errorf(domain.EINVALID, "/real_weight: %d: want 1 to 100 (0 for the default)", req.RealWeight))
 		return
 	}
 	run, err := s.models.StartTraining(r.Context(), req, caller(r))

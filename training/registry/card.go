@@ -95,6 +95,25 @@ type CardData struct {
 	// Simulated is how many compositions this run simulated into the
 	// history before training (with Seed), 0 when it simulated none.
 	Simulated int `json:"simulated,omitempty"`
+	// Origins splits the history trained on into real and simulated
+	// compositions, with their weights, and scores the model on the real
+	// held-out decisions; nil when all of it was simulated.
+	Origins *CardOrigins `json:"origins,omitempty"`
+}
+
+// CardOrigins is the history by origin.
+type CardOrigins struct {
+	Real         CardOrigin   `json:"real"`
+	Simulated    CardOrigin   `json:"simulated"`
+	RealTest     *CardMetrics `json:"real_test,omitempty"`
+	RealTestRows int          `json:"real_test_rows,omitempty"`
+}
+
+// CardOrigin is the part of the history of one origin.
+type CardOrigin struct {
+	Compositions int `json:"compositions"`
+	Rows         int `json:"rows"`
+	Weight       int `json:"weight"` // how many times each of its decisions counted
 }
 
 // CardConfig is the training configuration.

@@ -28,6 +28,14 @@ import (
 // relative to the repository root.
 const DefaultPods = "data/alibaba-openb/openb_pod_list_default.csv"
 
+// DefaultRealWeight: a real composition's decisions count this many times
+// a simulated one's. Real history is what the model is for; simulated
+// history only bootstraps it.
+const DefaultRealWeight = 5
+
+// Simulated reports whether a composition name is the simulator's.
+func Simulated(name string) bool { return strings.HasPrefix(name, "sim-") }
+
 // Options configure Train.
 type Options struct {
 	// Simulate, when positive, first simulates that many compositions of
@@ -53,11 +61,22 @@ type Options struct {
 	Config *train.Config
 	// Progress receives progress lines and bars; nil is silent.
 	Progress io.Writer
+	// RealWeight is how many times a decision of a real composition counts
+	// against one of a simulated composition (named sim-SEED-N) in
+	// training; 0 means DefaultRealWeight.
+	RealWeight int
 	// OnRun, when set, is told the training run's record as soon as it
 	// exists, before training starts (an API answers with it).
 	OnRun func(store.TrainingRun)
 	// By names who asked for the run, for the promotion record.
 	By string
+}
+
+func cmpOr(a, b int) int {
+	if a != 0 {
+		return a
+	}
+	return b
 }
 
 func orElse(a, b string) string {
@@ -90,10 +109,16 @@ type Outcome struct {
 	// noisy-AND model the training climbs (pipeline.OutcomeLogLoss): the
 	// yardstick of the comparison.
 	ChampionOutcomeLoss, ChallengerOutcomeLoss float64
-	Card                                       *Card
-	CardJSON                                   []byte // Card.Encode()
-	ONNX                                       []byte
-	Version                                    store.ModelVersion // the challenger as registered
+	// RealCompositions and RealRows count the history that is not
+	// simulated; RealTestMetrics score the chosen model on the held-out
+	// decisions of real compositions (nil when none was held out).
+	RealCompositions, RealRows int
+	RealTestMetrics            *train.Metrics
+	RealTestRows               int
+	Card                       *Card
+	CardJSON                   []byte // Card.Encode()
+	ONNX                       []byte
+	Version                    store.ModelVersion // the challenger as registered
 	// Existing says the very same model was registered already (same
 	// network, schema and trainer): Version is that one.
 	Existing bool
@@ -217,6 +242,31 @@ func trainRun(ctx context.Context, st *store.Store, opt Options, out *Outcome, r
 		cfg = *opt.Config
 	}
 	cfg.Seed, cfg.Progress = opt.Seed, opt.Progress
+	weight := cmpOr(opt.RealWeight, DefaultRealWeight)
+	real := make([]bool, len(data.Names))
+	for g, name := range data.Names {
+		real[g] = !Simulated(name)
+	}
+	for _, g := range data.Group {
+		if real[g] {
+			out.RealRows++
+		}
+	}
+	for _, r := range real {
+		if r {
+			out.RealCompositions++
+		}
+	}
+	if out.RealRows > 0 && weight != 1 {
+		cfg.Weight = func(i int) int {
+			if real[data.Group[i]] {
+				return weight
+			}
+			return 1
+		}
+	}
+	say("history: %d real compositions (%d decisions, weight %d), %d simulated (%d decisions)",
+		out.RealCompositions, out.RealRows, weight, len(data.Names)-out.RealCompositions, len(data.X)-out.RealRows)
 	start = time.Now()
 	// Expectation-maximisation over the noisy-AND model of a composition's
 	// outcome (pipeline.Fit): the hard labels blame every decision that
@@ -227,6 +277,20 @@ func trainRun(ctx context.Context, st *store.Store, opt Options, out *Outcome, r
 	}
 	out.Result = res
 	out.Durations.Train = time.Since(start)
+	// The held-out decisions of real compositions, scored on their own.
+	var realTest []int
+	for _, i := range res.Split.Test.Rows {
+		if real[data.Group[i]] {
+			realTest = append(realTest, i)
+		}
+	}
+	if len(realTest) > 0 {
+		m, err := train.Evaluate(res.Best, data.Dataset, realTest)
+		if err != nil {
+			return err
+		}
+		out.RealTestMetrics, out.RealTestRows = &m, len(realTest)
+	}
 	say("trained both models (%d EM rounds) in %.1fs", pipeline.DefaultRounds, out.Durations.Train.Seconds())
 	if _, err := st.UpdateTrainingRun(ctx, runID, store.TrainingUpdate{Progress: progressPtr(0.6)}); err != nil {
 		return err
@@ -512,6 +576,17 @@ func buildCard(opt Options, data *pipeline.Data, res *train.Result, out *Outcome
 		FirstComposition: minName(data.Names), LastComposition: maxName(data.Names),
 		Simulated: out.Simulated,
 	}
+	if out.RealCompositions > 0 {
+		c.Data.Origins = &CardOrigins{
+			Real:      CardOrigin{Compositions: out.RealCompositions, Rows: out.RealRows, Weight: cmpOr(opt.RealWeight, DefaultRealWeight)},
+			Simulated: CardOrigin{Compositions: len(data.Names) - out.RealCompositions, Rows: len(data.X) - out.RealRows, Weight: 1},
+		}
+		if out.RealTestMetrics != nil {
+			m := cardMetrics(*out.RealTestMetrics, false)
+			c.Data.Origins.RealTest = &m
+			c.Data.Origins.RealTestRows = out.RealTestRows
+		}
+	}
 	if !opt.From.IsZero() {
 		c.Data.From = opt.From.UTC().Format(time.RFC3339Nano)
 	}
@@ -582,11 +657,12 @@ func runSummary(o *Outcome) any {
 		Compositions    int          `json:"compositions"`
 		Data            window       `json:"data"`
 		Simulated       int          `json:"simulated,omitempty"`
+		Origins         *CardOrigins `json:"origins,omitempty"`
 		Test            CardMetrics  `json:"test"`
 		DecisionQuality *CardQuality `json:"decision_quality,omitempty"`
 		Promoted        bool         `json:"promoted"`
 		Comparison      Comparison   `json:"champion_challenger"`
-	}{o.Version.Version, o.Card.Kind, o.Card.Data.Compositions, w, o.Simulated, m, o.Card.DecisionQuality, o.Promoted, o.Comparison}
+	}{o.Version.Version, o.Card.Kind, o.Card.Data.Compositions, w, o.Simulated, o.Card.Data.Origins, m, o.Card.DecisionQuality, o.Promoted, o.Comparison}
 }
 
 // Exported is what Export wrote.

@@ -33,6 +33,11 @@ type Config struct {
 	Patience int
 	// Progress receives progress bars; nil is silent.
 	Progress io.Writer
+	// Weight, when set, says how many times training row i counts (values
+	// below 1 count once): the row is repeated in the training split only,
+	// so validation and test are as observed. Real history is weighted
+	// above simulated history this way.
+	Weight func(row int) int
 }
 
 // DefaultConfig returns the defaults.
@@ -180,7 +185,16 @@ func Train(d Dataset, cfg Config) (*Result, error) {
 		}
 		return y
 	}
-	zTr, yTr := standardised(d.X, tr.Rows, mean, std), labels(tr.Rows)
+	weighted := tr.Rows
+	if cfg.Weight != nil {
+		weighted = nil
+		for _, i := range tr.Rows {
+			for range max(cfg.Weight(i), 1) {
+				weighted = append(weighted, i)
+			}
+		}
+	}
+	zTr, yTr := standardised(d.X, weighted, mean, std), labels(weighted)
 	zVa, yVa := standardised(d.X, va.Rows, mean, std), labels(va.Rows)
 
 	bar := newProgress(cfg.Progress)

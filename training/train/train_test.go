@@ -457,3 +457,39 @@ func BenchmarkTrainLogistic(b *testing.B) {
 		}
 	}
 }
+
+// Weighting rows up moves the fit towards them: label noise only, so each
+// model's mean prediction on the training rows follows the (weighted)
+// share of positives.
+func TestWeightRepeatsTrainingRows(t *testing.T) {
+	// Labels independent of the features: 30% positive.
+	d := synth(5, 60, 20, 3, normal, func(_ []float64, r *rand.Rand) float64 {
+		if r.Float64() < 0.3 {
+			return 1
+		}
+		return 0
+	})
+	mean := func(cfg Config) float64 {
+		res, err := Train(d, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := 0.0
+		for _, i := range res.Split.Train.Rows {
+			sum += res.Logistic.Forward(d.X[i])
+		}
+		return sum / float64(len(res.Split.Train.Rows))
+	}
+	plain := mean(smallConfig(1))
+	cfg := smallConfig(1)
+	cfg.Weight = func(i int) int {
+		if d.Y[i] == 1 {
+			return 4 // positives count 4 times: 0.3·4 / (0.3·4 + 0.7) ≈ 0.63
+		}
+		return 1
+	}
+	weighted := mean(cfg)
+	if plain > 0.4 || weighted < 0.5 {
+		t.Errorf("mean prediction %.3f unweighted, %.3f with positives weighted 4×; want ≈0.3 and ≈0.63", plain, weighted)
+	}
+}
