@@ -107,6 +107,10 @@ func (m *Main) run(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.HistorySamples, "history", snapagent.DefaultHistorySamples, "usage `samples` kept per service")
 	fs.IntVar(&cfg.MaxFiles, "max-files", snapagent.DefaultMaxFiles, "most `files` in one capture, and digests remembered")
 	fs.StringVar(&cfg.Hostname, "hostname", "", "`name` reported in captures (default the host's name)")
+	reportTo := fs.String("report-to", "", "snapcompose server `URL` to push the watched services' usage to, as the monitoring of --report-composition")
+	reportComposition := fs.String("report-composition", "", "the composition `id` whose services this host runs")
+	reportTokenFile := fs.String("report-token-file", "", "`file` holding a composer token for --report-to (default $SNAPAGENT_REPORT_TOKEN)")
+	reportEvery := fs.Duration("report-every", time.Minute, "push new usage samples every `interval`")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -124,6 +128,20 @@ func (m *Main) run(ctx context.Context, args []string) error {
 	}
 	cfg.Token = token
 	cfg.Logger = logger
+	var report *snapagent.ReportConfig
+	if *reportTo != "" || *reportComposition != "" {
+		if *reportTo == "" || *reportComposition == "" {
+			return domain.Errorf(domain.EINVALID, "--report-to and --report-composition go together: give both or neither")
+		}
+		if *reportEvery <= 0 {
+			return domain.Errorf(domain.EINVALID, "--report-every: %s: want a positive interval such as 1m", *reportEvery)
+		}
+		rt, err := m.reportToken(*reportTokenFile)
+		if err != nil {
+			return err
+		}
+		report = &snapagent.ReportConfig{URL: *reportTo, Token: rt, Composition: *reportComposition, Every: *reportEvery}
+	}
 	agent, err := snapagent.New(cfg)
 	if err != nil {
 		return renameFields(err)
@@ -171,6 +189,14 @@ func (m *Main) run(ctx context.Context, args []string) error {
 			logger.Error("usage sampler stopped", "error", err.Error())
 		}
 	})
+	if report != nil {
+		sampler.Go(func() {
+			if err := agent.Report(samplerCtx, *report); err != nil {
+				logger.Error("usage reporting stopped", "error", err.Error())
+			}
+		})
+		logger.Info("reporting usage", "to", *reportTo, "composition", *reportComposition, "every", reportEvery.String())
+	}
 	defer func() {
 		stopSampler()
 		sampler.Wait()
@@ -192,6 +218,29 @@ func (m *Main) run(ctx context.Context, args []string) error {
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// reportToken reads the token usage reports are sent with.
+func (m *Main) reportToken(file string) (string, error) {
+	if file == "" {
+		getenv := m.Getenv
+		if getenv == nil {
+			getenv = os.Getenv
+		}
+		if t := strings.TrimSpace(getenv("SNAPAGENT_REPORT_TOKEN")); t != "" {
+			return t, nil
+		}
+		return "", domain.Errorf(domain.EINVALID, "--report-token-file: a composer token for --report-to is needed (or $SNAPAGENT_REPORT_TOKEN)")
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", domain.Errorf(domain.EINVALID, "--report-token-file: %v", err)
+	}
+	t := strings.TrimSpace(string(b))
+	if t == "" {
+		return "", domain.Errorf(domain.EINVALID, "--report-token-file: %s is empty", file)
+	}
+	return t, nil
 }
 
 // token reads the bearer token from file, or from the environment.

@@ -118,3 +118,12 @@ type Error struct {
 	Code    string `json:"code"` // a domain error code: invalid, not_found, unavailable, ...
 	Message string `json:"message"`
 }
+
+// UsageReport is what an agent pushes to snapcompose for one service of a
+// composition it watches (POST /v1/compositions/{id}/usage).
+type UsageReport struct {
+	Service         string        `json:"service"`
+	Host            string        `json:"host,omitempty"`
+	IntervalSeconds int           `json:"interval_seconds"`
+	Samples         []UsageSample `json:"samples"`
+}
