@@ -165,3 +165,47 @@ func TestHistoryAPI(t *testing.T) {
 		}
 	}
 }
+
+// TestLoopRoles: every history and model endpoint against every role.
+// Reads are for analysts and up; promoting, rolling back and training are
+// for admins only.
+func TestLoopRoles(t *testing.T) {
+	t.Parallel()
+	_, dbURL := pgtest.NewDatabase(t)
+	base := startServer(t, dbURL, "--model-poll", "0")
+	type call struct {
+		method, path, body string
+		minRole            httpapi.Role
+	}
+	calls := []call{
+		{http.MethodGet, "/v1/history/compositions", "", httpapi.Analyst},
+		{http.MethodGet, "/v1/history/conflicts", "", httpapi.Analyst},
+		{http.MethodGet, "/v1/history/summary", "", httpapi.Analyst},
+		{http.MethodGet, "/v1/models", "", httpapi.Analyst},
+		{http.MethodGet, "/v1/models/promotions", "", httpapi.Analyst},
+		{http.MethodGet, "/v1/models/none-such", "", httpapi.Analyst},
+		{http.MethodGet, "/v1/training-runs/1", "", httpapi.Analyst},
+		{http.MethodPost, "/v1/models/none-such/promote", "", httpapi.Admin},
+		{http.MethodPost, "/v1/models/rollback", "", httpapi.Admin},
+		{http.MethodPost, "/v1/training-runs", `{"from": "2999-01-01T00:00:00Z"}`, httpapi.Admin},
+	}
+	rank := map[httpapi.Role]int{httpapi.Analyst: 0, httpapi.Composer: 1, httpapi.Admin: 2}
+	for _, c := range calls {
+		for _, role := range []httpapi.Role{httpapi.Analyst, httpapi.Composer, httpapi.Admin} {
+			cl := apitest.New(t)
+			cl.Token = testTokens[role]
+			var req *http.Request
+			if c.body != "" {
+				req, _ = http.NewRequest(c.method, base+c.path, strings.NewReader(c.body))
+				req.Header.Set("Content-Type", "application/json")
+			} else {
+				req, _ = http.NewRequest(c.method, base+c.path, nil)
+			}
+			resp, raw := cl.Do(t, req)
+			allowed := rank[role] >= rank[c.minRole]
+			if forbidden := resp.StatusCode == http.StatusForbidden; forbidden == allowed || resp.StatusCode == 401 || resp.StatusCode >= 500 {
+				t.Errorf("%s %s as %s = %d %s; allowed: %v", c.method, c.path, role, resp.StatusCode, raw, allowed)
+			}
+		}
+	}
+}

@@ -246,7 +246,7 @@ func startRetrainer(ctx context.Context, st *store.Store, every time.Duration, l
 			last = now
 			m := o.Card.ChosenMetrics()
 			logger.Info("retrained", "run", o.Run.ID, "version", o.Version.Version, "kind", o.Card.Kind,
-				"compositions", o.Card.Data.Compositions, "rows", o.Card.Data.Rows,
+				"compositions", o.Card.Data.Compositions, "real_compositions", o.RealCompositions, "rows", o.Card.Data.Rows,
 				"test_auc", float64(m.AUC), "test_log_loss", float64(m.LogLoss),
 				"promoted", o.Promoted, "reason", o.Comparison.Reason)
 		}
