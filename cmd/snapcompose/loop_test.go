@@ -93,7 +93,9 @@ func TestLearningLoop(t *testing.T) {
 			}
 		}
 	}
-	// scores is the mean score AI_AGENT gives its choices in a dry run.
+	// scores is the mean score AI_AGENT gives its choices in a dry run,
+	// made by the model the plan names.
+	var planModel string
 	scores := func() float64 {
 		t.Helper()
 		req, _ := http.NewRequest(http.MethodPost, base+"/v1/compositions?dry_run=true", bytes.NewReader(body))
@@ -103,6 +105,7 @@ func TestLearningLoop(t *testing.T) {
 		if err := json.Unmarshal(raw, &plan); err != nil {
 			t.Fatal(err)
 		}
+		planModel = plan.ModelVersion
 		sum, n := 0.0, 0
 		for _, c := range plan.Conflicts {
 			if c.Resolution != nil && c.Resolution.Score != nil {
@@ -140,6 +143,9 @@ func TestLearningLoop(t *testing.T) {
 		t.Fatalf("run 1 made %q; the server serves %v", v1, agentStatus["model_version"])
 	}
 	after1 := scores()
+	if planModel != v1 {
+		t.Errorf("the next plan names model %q, want %s", planModel, v1)
+	}
 	next := compose()
 	if next.ModelVersion != v1 {
 		t.Errorf("the next composition was decided by %q, want %s", next.ModelVersion, v1)

@@ -206,11 +206,11 @@ type serverPlanner struct {
 }
 
 func (p *serverPlanner) Plan(ctx context.Context, m *domain.Manifest) (*domain.Plan, error) {
-	o, err := p.orchestrator(m)
-	if err != nil {
+	rec, err := p.Compose(ctx, m)
+	if rec == nil {
 		return nil, err
 	}
-	return o.Plan(ctx, m)
+	return rec.Plan, err
 }
 
 // Compose implements jobs.Composer. The record names the registry's model
@@ -225,8 +225,11 @@ func (p *serverPlanner) Compose(ctx context.Context, m *domain.Manifest) (*domai
 		version = p.ai.Status().ModelVersion
 	}
 	rec, err := o.Compose(ctx, m)
-	if rec != nil && version != "" && !strings.HasPrefix(version, "file:") {
-		rec.ModelVersion = version
+	if rec != nil && version != "" {
+		rec.Plan.ModelVersion = version // what decided it, in the plan itself
+		if !strings.HasPrefix(version, "file:") {
+			rec.ModelVersion = version // a registry version: the history points at it
+		}
 	}
 	return rec, err
 }

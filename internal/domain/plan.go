@@ -9,16 +9,20 @@ import (
 // every conflict and how it was settled, and what was left out. Its JSON form
 // is a contract (plan.schema.json); the same input gives the same bytes.
 type Plan struct {
-	Name      string        `json:"name"`
-	Strategy  Strategy      `json:"strategy"`
-	Feasible  bool          `json:"feasible"`
-	Sources   []PlanSource  `json:"sources"`
-	Services  []PlanService `json:"services"`
-	Volumes   []PlanVolume  `json:"volumes"`
-	Files     []PlanFile    `json:"files"`
-	Env       []PlanEnv     `json:"env"`
-	Conflicts []Conflict    `json:"conflicts"`
-	Limits    Resources     `json:"limits"`
+	Name     string   `json:"name"`
+	Strategy Strategy `json:"strategy"`
+	// ModelVersion names the model that scored AI_AGENT's candidates when
+	// the server knows it (the registry's version, or file:PATH); empty
+	// otherwise.
+	ModelVersion string        `json:"model_version,omitempty"`
+	Feasible     bool          `json:"feasible"`
+	Sources      []PlanSource  `json:"sources"`
+	Services     []PlanService `json:"services"`
+	Volumes      []PlanVolume  `json:"volumes"`
+	Files        []PlanFile    `json:"files"`
+	Env          []PlanEnv     `json:"env"`
+	Conflicts    []Conflict    `json:"conflicts"`
+	Limits       Resources     `json:"limits"`
 	// Totals is what the services get in all: their allocations.
 	Totals Resources `json:"totals"`
 	// Requested is what they ask for in all, Minimums the least they accept.
