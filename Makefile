@@ -45,6 +45,25 @@ glpk: ## Make sure GLPK's glpsol exists (the allocator's independent check; inst
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq glpk-utils >/dev/null; \
 	else echo "glpsol not found: install glpk-utils (apt-get) or glpk (brew)"; exit 1; fi
 
+.PHONY: chromium
+chromium: ## Make sure Chromium exists for the dashboard's browser test (installs Debian's chromium as root if missing).
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || command -v google-chrome >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing Chromium (apt-get install chromium) for the dashboard's browser test"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else echo "chromium not found: the dashboard's browser test is skipped (install chromium to run it)"; fi
+
+# The Bitbrains trace `make pictures` plots allocations on (see data/README.md).
+BITBRAINS ?= ../shared/data/bitbrains-rnd-2013-7
+
+.PHONY: pictures
+pictures: build onnxruntime chromium ## Redraw docs/: the evaluation plots and the dashboard's screenshots (needs BITBRAINS, a Bitbrains trace directory).
+	$(BIN)/snapcompose eval agent --plot docs/eval-agent.png >/dev/null
+	$(BIN)/snapcompose eval allocation --usage $(BITBRAINS) --plot docs/eval-allocation.png >/dev/null
+	@url=$$($(BIN)/snapcompose db start --data-dir $(TEST_PGDIR) --ephemeral) || exit 1; \
+	trap '$(BIN)/snapcompose db stop --data-dir $(TEST_PGDIR)' EXIT; \
+	TEST_DATABASE_URL="$$url" SNAPCOMPOSE_SCREENSHOTS=$(CURDIR)/docs $(GO) test -count=1 -run 'TestDashboardInBrowser$$' ./cmd/snapcompose/
+
 .PHONY: onnxruntime
 onnxruntime: ## Make sure onnxruntime's C library exists (fetched once from npm onnxruntime-node@1.24.1 unless ONNXRUNTIME_LIB is set).
 	@set -e; \
@@ -81,7 +100,7 @@ run: build onnxruntime ## Build and serve on 127.0.0.1:8080 (managed Postgres un
 	  --hosts $${SNAPCOMPOSE_HOSTS:-examples/seed/hosts.yaml}
 
 .PHONY: test
-test: build glpk onnxruntime ## Run every test (a private Postgres is started unless TEST_DATABASE_URL is set).
+test: build glpk onnxruntime chromium ## Run every test (a private Postgres is started unless TEST_DATABASE_URL is set).
 	@if [ -n "$$TEST_DATABASE_URL" ]; then \
 	  $(GO) test -race -count=1 ./...; \
 	else \

@@ -6,10 +6,14 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
+	"gonum.org/v1/plot"
+
 	"github.com/snapcompose/snapcompose/internal/agent"
+	"github.com/snapcompose/snapcompose/internal/charts"
 	"github.com/snapcompose/snapcompose/internal/domain"
 	"github.com/snapcompose/snapcompose/internal/evalalloc"
 	"github.com/snapcompose/snapcompose/training/evalagent"
@@ -18,9 +22,9 @@ import (
 )
 
 const evalAllocationSynopsis = "snapcompose eval allocation --usage DIR [--seed N | --seeds N,N,...] [--group-size N] " +
-	"[--train-days N] [--test-days N] [--limit-factor X] [--target-overrun X] [--workers N] [--output text|json]"
+	"[--train-days N] [--test-days N] [--limit-factor X] [--target-overrun X] [--workers N] [--output text|json] [--plot FILE]"
 
-const evalAgentSynopsis = "snapcompose eval agent [--model FILE] [--card FILE] [--pods FILE] [--limit N] [--output text|json]"
+const evalAgentSynopsis = "snapcompose eval agent [--model FILE] [--card FILE] [--pods FILE] [--limit N] [--output text|json] [--plot FILE]"
 
 // evalCmd runs `eval allocation` or `eval agent`.
 func (m *Main) evalCmd(ctx context.Context, args []string) error {
@@ -46,11 +50,15 @@ func (m *Main) evalAgent(ctx context.Context, args []string) error {
 	pods := fs.String("pods", registry.DefaultPods, "the Alibaba OpenB pod list `file` the simulator sizes services from")
 	limit := fs.Int("limit", 0, "judge only the first `N` held-out compositions (0: all)")
 	output := fs.String("output", "text", "output `format`: text or json")
+	plotFile := fs.String("plot", "", "also draw the success rate per policy, with the oracle's as a line, into `file` (.png or .svg)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *output != "text" && *output != "json" {
 		return domain.Errorf(domain.EINVALID, "--output: unknown format %q: want text or json", *output)
+	}
+	if err := checkPlotFile(*plotFile); err != nil {
+		return err
 	}
 	if *limit < 0 {
 		return domain.Errorf(domain.EINVALID, "--limit: %d is negative", *limit)
@@ -81,6 +89,11 @@ func (m *Main) evalAgent(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if *plotFile != "" {
+		if err := plotAgent(rep, *plotFile); err != nil {
+			return err
+		}
+	}
 	if *output == "json" {
 		enc := json.NewEncoder(m.Stdout)
 		enc.SetIndent("", "  ")
@@ -108,6 +121,7 @@ func (m *Main) evalAllocation(ctx context.Context, args []string) error {
 		"ours: the `share` of training intervals in which a composition's total may exceed its budget")
 	fs.IntVar(&cfg.Workers, "workers", evalalloc.DefaultWorkers, "`number` of files read at once")
 	output := fs.String("output", "text", "output `format`: text or json")
+	plotFile := fs.String("plot", "", "also draw held-out slack against overrun per strategy and resource into `file` (.png or .svg; the first seed)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: %s\n\nEvaluates provisioned, VPA-style and our allocations of groups of trace VMs on a held-out week.\n\n",
 			evalAllocationSynopsis)
@@ -118,6 +132,9 @@ func (m *Main) evalAllocation(ctx context.Context, args []string) error {
 	}
 	if *output != "text" && *output != "json" {
 		return domain.Errorf(domain.EINVALID, "--output: unknown format %q: want text or json", *output)
+	}
+	if err := checkPlotFile(*plotFile); err != nil {
+		return err
 	}
 	cfg.Seeds = []uint64{*seed}
 	if *seeds != "" {
@@ -140,6 +157,11 @@ func (m *Main) evalAllocation(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if *plotFile != "" {
+		if err := plotAllocation(rep, *plotFile); err != nil {
+			return err
+		}
+	}
 	if *output == "json" {
 		return evalalloc.WriteJSON(m.Stdout, rep)
 	}
@@ -161,4 +183,71 @@ func parseSeeds(s string) ([]uint64, error) {
 		return nil, domain.Errorf(domain.EINVALID, "--seeds: %d seeds: give at most 100", len(out))
 	}
 	return out, nil
+}
+
+// checkPlotFile refuses a --plot file that is not .png or .svg, before any
+// work is done.
+func checkPlotFile(file string) error {
+	if file == "" {
+		return nil
+	}
+	switch strings.ToLower(filepath.Ext(file)) {
+	case ".png", ".svg":
+		return nil
+	}
+	return domain.Errorf(domain.EINVALID, "--plot: %s: want a file ending in .png or .svg", file)
+}
+
+// plotAgent draws the success rate of each policy, the oracle as a line.
+func plotAgent(rep *evalagent.Report, file string) error {
+	var bars []charts.Bar
+	oracle, ref := 0.0, ""
+	for _, r := range rep.Rows {
+		if r.Policy == "oracle" {
+			oracle, ref = r.Success, "oracle"
+			continue
+		}
+		bars = append(bars, charts.Bar{Label: strings.TrimSuffix(r.Policy, " (serving)"), Value: r.Success})
+	}
+	p, err := charts.Bars(fmt.Sprintf("Held-out compositions healthy (%d, model %s)", rep.Compositions, shortVersion(rep.ModelVersion)),
+		"success rate (%)", bars, ref, oracle, true)
+	if err != nil {
+		return err
+	}
+	return savePlot(p, file)
+}
+
+// plotAllocation draws, per strategy and resource, the held-out share of
+// intervals a composition's total overran against the share it left idle.
+func plotAllocation(rep *evalalloc.Report, file string) error {
+	if len(rep.Evaluations) == 0 {
+		return domain.Errorf(domain.EINVALID, "--plot: nothing was evaluated")
+	}
+	ev := rep.Evaluations[0]
+	var pts []charts.Point
+	for _, s := range ev.Strategies {
+		for _, r := range s.Resources {
+			pts = append(pts, charts.Point{Group: s.Strategy, Label: r.Resource, X: r.TotalSlack, Y: r.TotalOverrun})
+		}
+	}
+	p, err := charts.Scatter(fmt.Sprintf("Allocations on the held-out week (seed %d, %d compositions)", ev.Seed, ev.Evaluated),
+		"slack: allocated but unused (%)", "overrun: intervals over the allocation (%)", pts, true)
+	if err != nil {
+		return err
+	}
+	return savePlot(p, file)
+}
+
+func savePlot(p *plot.Plot, file string) error {
+	if err := charts.Save(p, file); err != nil {
+		return domain.Errorf(domain.EINVALID, "--plot: %v", err)
+	}
+	return nil
+}
+
+func shortVersion(v string) string {
+	if len(v) > 24 {
+		return v[:24] + "…"
+	}
+	return v
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/snapcompose/snapcompose/internal/planview"
 	"github.com/snapcompose/snapcompose/internal/quantity"
 	"github.com/snapcompose/snapcompose/internal/store"
+	"github.com/snapcompose/snapcompose/internal/ui"
 )
 
 // serve runs the HTTP server until ctx ends. Without DATABASE_URL it starts
@@ -170,10 +171,14 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		}
 	}()
 	logger.Info("job queue", "workers", *workers, "pool", *pool, "output_dir", *outputDir)
+	dashboard, err := ui.New(st, func(token string) (string, bool) { return tokens.Allows(token, httpapi.Analyst) }, logger)
+	if err != nil {
+		return err
+	}
 	models := &serverModels{st: st, agent: ai, base: ctx}
 	defer models.wait(30 * time.Second) // a training run ends with ctx
 	api := httpapi.New(httpapi.Config{Ready: st, Agent: ai, Planner: measured{planner, pm}, Templates: dbTemplates{st},
-		Compositions: serverCompositions{queue, st}, Monitoring: serverCompositions{queue, st}, Models: models, History: st,
+		Compositions: serverCompositions{queue, st}, Monitoring: serverCompositions{queue, st}, Models: models, History: st, UI: dashboard,
 		Tokens: tokens, Logger: logger})
 	if err := pm.register(api); err != nil {
 		return err

@@ -72,6 +72,8 @@ type Config struct {
 	Models Models
 	// History is the history for analysts; nil: not served.
 	History History
+	// UI is the dashboard, mounted at /ui; nil: not served.
+	UI http.Handler
 	Tokens  *Tokens // who may call /v1; nil accepts no token
 	Logger  *slog.Logger
 }
@@ -104,6 +106,10 @@ func New(cfg Config) *Server {
 		w.Write(openAPI)
 	})
 	s.router.Method(http.MethodGet, "/metrics", s.metrics.handler())
+	if cfg.UI != nil {
+		s.router.Get("/ui", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/ui/", http.StatusMovedPermanently) })
+		s.router.Mount("/ui", cfg.UI)
+	}
 	s.router.Route("/v1", func(v1 chi.Router) {
 		v1.Use(s.authenticate)
 		v1.With(require(Analyst)).Get("/agent", s.agentStatus)

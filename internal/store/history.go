@@ -48,6 +48,9 @@ type HistoryComposition struct {
 	ModelVersion string     `json:"model_version"`
 	Verdict      string     `json:"verdict"` // "" when none
 	Sources      []string   `json:"sources"`
+	// Timings are milliseconds per stage (compose, record, provision,
+	// instantiate, total) for compositions the service ran.
+	Timings map[string]int64 `json:"timings_ms"`
 }
 
 // HistoryConflict is one settled conflict of the history.
@@ -113,7 +116,8 @@ func (s *Store) HistoryCompositions(ctx context.Context, f HistoryFilter, each f
 	rows, err := s.pool.Query(ctx, `
 		SELECT ac.id::text, ac.name, ac.strategy, ac.status, ac.feasible, coalesce(ac.error, ''), ac.created_at, ac.finished_at,
 			coalesce(ac.model_version, ''), coalesce(ac.verdict, ''),
-			(SELECT array_agg(s.ref ORDER BY s.position) FROM composition_sources s WHERE s.composition_id = ac.id)
+			(SELECT array_agg(s.ref ORDER BY s.position) FROM composition_sources s WHERE s.composition_id = ac.id),
+			(SELECT c.timings FROM compositions c WHERE c.id = ac.id)
 		FROM analyst_compositions ac
 		WHERE `+historyWhere+`
 			AND ($6 = '' OR EXISTS (SELECT 1 FROM composition_sources s WHERE s.composition_id = ac.id AND s.ref = $6))
@@ -129,7 +133,7 @@ func (s *Store) HistoryCompositions(ctx context.Context, f HistoryFilter, each f
 	for rows.Next() {
 		var c HistoryComposition
 		if err := rows.Scan(&c.ID, &c.Name, &c.Strategy, &c.Status, &c.Feasible, &c.Error, &c.CreatedAt, &c.FinishedAt,
-			&c.ModelVersion, &c.Verdict, &c.Sources); err != nil {
+			&c.ModelVersion, &c.Verdict, &c.Sources, &c.Timings); err != nil {
 			return "", constraintError(op, err)
 		}
 		if n++; limit > 0 && n > limit {
@@ -387,4 +391,73 @@ func timeText(t *time.Time) string {
 		return ""
 	}
 	return t.UTC().Format(time.RFC3339Nano)
+}
+
+// DayOutcome is how one strategy's compositions of one day turned out.
+type DayOutcome struct {
+	Day                             time.Time
+	Strategy                        string
+	Compositions, Finished          int64
+	Succeeded, WithVerdict, Healthy int64
+}
+
+// OutcomesByDay reads analyst_outcome_by_strategy for the days of [from, to)
+// (open ends when zero), oldest first; strategy "" for all.
+func (s *Store) OutcomesByDay(ctx context.Context, from, to time.Time, strategy string) ([]DayOutcome, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT day::timestamp, strategy, compositions, finished, succeeded, with_verdict, healthy
+		FROM analyst_outcome_by_strategy
+		WHERE ($1::timestamptz IS NULL OR day >= ($1 AT TIME ZONE 'UTC')::date)
+		  AND ($2::timestamptz IS NULL OR day <= ($2 AT TIME ZONE 'UTC')::date)
+		  AND ($3 = '' OR strategy = $3)
+		ORDER BY day, strategy`, nullTime(from), nullTime(to), strategy)
+	if err != nil {
+		return nil, constraintError("reading outcomes by day", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (DayOutcome, error) {
+		var d DayOutcome
+		return d, r.Scan(&d.Day, &d.Strategy, &d.Compositions, &d.Finished, &d.Succeeded, &d.WithVerdict, &d.Healthy)
+	})
+	if err != nil {
+		return nil, constraintError("reading outcomes by day", err)
+	}
+	return out, nil
+}
+
+// ServiceFit is how a composed service's allocation fitted its observed
+// usage (analyst_allocation_vs_usage).
+type ServiceFit struct {
+	CompositionID, CompositionName, Strategy, Service string
+	CPUAllocated, CPUP95                              float64
+	CPUOverrun                                        float64
+	MemoryAllocated, MemoryMax                        float64
+	MemoryOverrun                                     float64
+	Samples                                           int64
+}
+
+// ServiceFits lists the services with observed usage, of compositions
+// created in [from, to), worst memory overrun first; strategy and source
+// ("" for all) narrow it.
+func (s *Store) ServiceFits(ctx context.Context, from, to time.Time, strategy, source string, limit int) ([]ServiceFit, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT v.composition_id::text, c.name, c.strategy, v.service, v.cpu_allocated_millicores, v.cpu_p95_millicores,
+			v.cpu_overrun_rate, v.memory_allocated_bytes, v.memory_max_bytes, v.memory_overrun_rate, v.samples
+		FROM analyst_allocation_vs_usage v JOIN compositions c ON c.id = v.composition_id
+		WHERE ($1::timestamptz IS NULL OR c.created_at >= $1) AND ($2::timestamptz IS NULL OR c.created_at < $2)
+		  AND ($3 = '' OR c.strategy = $3)
+		  AND ($4 = '' OR EXISTS (SELECT 1 FROM composition_sources s WHERE s.composition_id = c.id AND s.ref = $4))
+		ORDER BY v.memory_overrun_rate DESC, v.cpu_overrun_rate DESC, c.created_at DESC
+		LIMIT $5`, nullTime(from), nullTime(to), strategy, source, limit)
+	if err != nil {
+		return nil, constraintError("reading allocations against usage", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ServiceFit, error) {
+		var f ServiceFit
+		return f, r.Scan(&f.CompositionID, &f.CompositionName, &f.Strategy, &f.Service, &f.CPUAllocated, &f.CPUP95, &f.CPUOverrun,
+			&f.MemoryAllocated, &f.MemoryMax, &f.MemoryOverrun, &f.Samples)
+	})
+	if err != nil {
+		return nil, constraintError("reading allocations against usage", err)
+	}
+	return out, nil
 }
