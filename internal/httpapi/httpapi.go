@@ -73,9 +73,9 @@ type Config struct {
 	// History is the history for analysts; nil: not served.
 	History History
 	// UI is the dashboard, mounted at /ui; nil: not served.
-	UI http.Handler
-	Tokens  *Tokens // who may call /v1; nil accepts no token
-	Logger  *slog.Logger
+	UI     http.Handler
+	Tokens *Tokens // who may call /v1; nil accepts no token
+	Logger *slog.Logger
 }
 
 // openAPI is the API's OpenAPI 3 document, served at /openapi.yaml; the
