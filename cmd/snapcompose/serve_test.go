@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -71,13 +72,30 @@ func startServerEnv(t testing.TB, databaseURL string, extra map[string]string, a
 	})
 	select {
 	case addr := <-addrc:
-		return "http://" + addr
+		base := "http://" + addr
+		serverLogMu.Lock()
+		serverLog[base] = logs
+		serverLogMu.Unlock()
+		return base
 	case code := <-done:
 		t.Fatalf("serve exited %d before listening; its log:\n%s", code, logs.String())
 	case <-time.After(60 * time.Second):
 		t.Fatal("serve did not start within 60s")
 	}
 	return ""
+}
+
+// serverLog holds the log of each server startServer started, by base URL.
+var (
+	serverLogMu sync.Mutex
+	serverLog   = map[string]*syncBuffer{}
+)
+
+// logOf returns the log so far of the server at base.
+func logOf(base string) string {
+	serverLogMu.Lock()
+	defer serverLogMu.Unlock()
+	return serverLog[base].String()
 }
 
 // testTokens are the bearer tokens startServer's servers accept, by role.
