@@ -96,6 +96,9 @@ func convert(file, id string, project *types.Project) (*domain.Snapshot, error) 
 		}
 		snap.Services = append(snap.Services, svc)
 	}
+	if len(snap.Services) == 0 {
+		c.problemf("services", "the template defines no service (one enabled without a profile, at least): it would contribute nothing")
+	}
 	c.checkPorts(snap.Services)
 	c.checkCycles(snap.Services)
 	snap.Volumes = c.volumes(mounted)
