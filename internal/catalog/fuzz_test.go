@@ -16,6 +16,14 @@ import (
 // panic, must reject bad input with an EINVALID *domain.Error naming the
 // file, and what it accepts must be well-formed.
 func FuzzTemplate(f *testing.F) {
+	// The bad-input catalogue's templates.
+	catalogue, _ := filepath.Glob("../../testdata/bad/templates/*.yaml")
+	for _, file := range catalogue {
+		if body, err := os.ReadFile(file); err == nil {
+			f.Add(filepath.Base(file), body)
+		}
+	}
+
 	for _, id := range []string{"template_a", "template_b"} {
 		name := id + "/compose.yaml"
 		body, err := os.ReadFile(filepath.Join(exampleDir, name))

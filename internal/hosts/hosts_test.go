@@ -296,6 +296,14 @@ func write(t *testing.T, path, body string) {
 // FuzzHosts checks that no input makes the parser panic, that every failure
 // is an EINVALID naming the file, and that every host it accepts is usable.
 func FuzzHosts(f *testing.F) {
+	// The bad-input catalogue's hosts files.
+	catalogue, _ := filepath.Glob("../../testdata/bad/hosts/*.yaml")
+	for _, file := range catalogue {
+		if body, err := os.ReadFile(file); err == nil {
+			f.Add(body)
+		}
+	}
+
 	for _, seed := range []string{
 		"hosts:\n  a:\n    url: http://127.0.0.1:7071\n    token_env: T\n",
 		"hosts:\n  a: {url: 'https://h:1/p', token_file: t, ca_file: c.pem, timeout: 5s}\n",

@@ -20,6 +20,14 @@ const maxSeed = 64 << 10
 // addSeeds adds the test data and every table input as fuzz seeds.
 func addSeeds(f *testing.F) {
 	f.Helper()
+	// The bad-input catalogue's manifests.
+	catalogue, _ := filepath.Glob("../../testdata/bad/manifests/*.json")
+	for _, file := range catalogue {
+		if body, err := os.ReadFile(file); err == nil {
+			f.Add(body)
+		}
+	}
+
 	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
 	if err != nil {
 		f.Fatal(err)

@@ -2,6 +2,7 @@ package snapagent
 
 import (
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -70,6 +71,14 @@ func TestParseCaptureRequest(t *testing.T) {
 }
 
 func FuzzParseCaptureRequest(f *testing.F) {
+	// The bad-input catalogue's agent requests.
+	catalogue, _ := filepath.Glob("../../testdata/bad/agent/*.json")
+	for _, file := range catalogue {
+		if body, err := os.ReadFile(file); err == nil {
+			f.Add(body)
+		}
+	}
+
 	for _, seed := range []string{
 		`{"path":"/var/app"}`, `{"path":"/a/../b"}`, `{"path":"/a\u0000"}`, `{"path":null}`,
 		`{"path":"/a","path":"/b"}`, `{"Path":"/a"}`, `{}`, `[]`, `{"path":"/a"} x`, "{\"path\":\"/\xff\"}",

@@ -314,6 +314,14 @@ func TestBitbrainsRealTraceSlice(t *testing.T) {
 }
 
 func FuzzParseBitbrains(f *testing.F) {
+	// The bad-input catalogue's usage files.
+	catalogue, _ := filepath.Glob("../../testdata/bad/usage/*.csv")
+	for _, file := range catalogue {
+		if body, err := os.ReadFile(file); err == nil {
+			f.Add(body)
+		}
+	}
+
 	f.Add([]byte(header + row(t0, 10) + row(t0+300, 120)))
 	f.Add([]byte(header + row(t0, 10) + row(t0, 11) + row(t0, 10)))
 	f.Add([]byte(header + "1;\t2;\t3;\t4;\t5;\t6;\t7;\t8;\t9;\t10;\t11\n-0;\t-0;\t0x1p3;\t1e400;\tNaN;\tinf;\t1_0;\t;\t;\t;\t\n"))
