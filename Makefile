@@ -151,6 +151,18 @@ bench/allocator: glpk ## Allocator vs glpsol on the same 1,000- and 10,000-servi
 bench/agent: onnxruntime ## AI_AGENT: candidates/s batched vs one Run per candidate, p50/p99 plan latency (seed, ~1,300 conflicts).
 	$(GO) test -run='^$$' -bench='AIAgent' -benchtime=$(BENCHTIME) ./internal/orchestrator/
 
+# `make load`: rate (compositions a second), duration and server processes.
+LOAD_RATE ?= 10
+LOAD_DURATION ?= 60s
+LOAD_SERVERS ?= 2
+
+.PHONY: load
+load: build onnxruntime ## Load and soak: LOAD_RATE compositions/s for LOAD_DURATION against LOAD_SERVERS servers on one database; checks exactly-once, the pool and memory.
+	@url=$$($(BIN)/snapcompose db start --data-dir $(TEST_PGDIR) --ephemeral) || exit 1; \
+	trap '$(BIN)/snapcompose db stop --data-dir $(TEST_PGDIR)' EXIT; \
+	TEST_DATABASE_URL="$$url" SNAPCOMPOSE_LOAD=1 LOAD_RATE=$(LOAD_RATE) LOAD_DURATION=$(LOAD_DURATION) LOAD_SERVERS=$(LOAD_SERVERS) \
+	  $(GO) test -count=1 -timeout 60m -run '^TestLoad$$' -v ./cmd/snapcompose/ | grep -E '^(load:|--- |ok|FAIL|\s+load_test)'
+
 .PHONY: lint
 lint: ## Check formatting, go vet and the package layering rule.
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi

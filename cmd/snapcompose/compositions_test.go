@@ -33,10 +33,18 @@ import (
 // environment its token comes from. While hang is set, captures block
 // until the caller goes away, and hits counts the ones that arrived.
 type liveHost struct {
-	hosts string
-	env   map[string]string
-	hang  atomic.Bool
-	hits  atomic.Int32
+	hosts   string
+	env     map[string]string
+	hang    atomic.Bool
+	hits    atomic.Int32
+	release chan struct{} // closed by unblock: hanging captures answer 503
+}
+
+// unblock stops hanging: the captures waiting now are answered 503 (the
+// agent is busy: the caller retries), later ones as usual.
+func (h *liveHost) unblock() {
+	h.hang.Store(false)
+	close(h.release)
 }
 
 func startLiveHost(t *testing.T) *liveHost {
@@ -56,7 +64,7 @@ func startLiveHost(t *testing.T) *liveHost {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &liveHost{env: map[string]string{"SNAPCOMPOSE_TEST_AGENT_TOKEN": token}}
+	h := &liveHost{env: map[string]string{"SNAPCOMPOSE_TEST_AGENT_TOKEN": token}, release: make(chan struct{})}
 	handler := agent.Handler()
 	stop := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -66,6 +74,10 @@ func startLiveHost(t *testing.T) *liveHost {
 				select {
 				case <-r.Context().Done():
 				case <-stop:
+				case <-h.release:
+					w.Header().Set("Content-Type", "application/json")
+					w.WriteHeader(http.StatusServiceUnavailable)
+					io.WriteString(w, `{"code": "unavailable", "message": "busy: try again"}`)
 				}
 				return
 			}

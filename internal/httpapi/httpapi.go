@@ -227,6 +227,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		status = http.StatusInternalServerError
 		s.logger.Error("internal error", "request_id", middleware.GetReqID(r.Context()), "error", err.Error())
 	}
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "5") // the database or a model may be back shortly
+	}
 	body := errorBody{Code: code, Message: domain.ErrorMessage(err)}
 	var e *domain.Error
 	if ok && errors.As(err, &e) {

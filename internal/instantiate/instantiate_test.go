@@ -4,11 +4,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/compose-spec/compose-go/v2/dotenv"
@@ -236,3 +238,54 @@ services:
 		t.Errorf("GREETING from .env = %v", v)
 	}
 }
+
+// A disk that fills up while the environment is written leaves no
+// partial directory behind: on a real tmpfs of 8 KiB when this process may
+// mount one, and always with a file whose reading fails with ENOSPC.
+func TestFullDiskLeavesNothing(t *testing.T) {
+	rec, cat := composeSeed(t, domain.Priority)
+	check := func(parent string, blobs instantiate.Blobs) {
+		t.Helper()
+		dir := filepath.Join(parent, "out")
+		_, err := instantiate.Write(context.Background(), rec, dir, instantiate.Options{Blobs: blobs})
+		if err == nil {
+			t.Fatal("writing onto a full disk succeeded")
+		}
+		if !errors.Is(err, syscall.ENOSPC) {
+			t.Errorf("the error does not say the disk is full: %v", err)
+		}
+		entries, _ := os.ReadDir(parent)
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), "out") {
+				t.Errorf("left behind: %s", e.Name())
+			}
+		}
+	}
+	check(t.TempDir(), fullBlobs{catalogBlobs{cat}})
+
+	small := t.TempDir()
+	if err := syscall.Mount("tmpfs", small, "tmpfs", 0, "size=8k"); err != nil {
+		t.Logf("no tmpfs (%v): the real full disk is not tried", err)
+		return
+	}
+	defer syscall.Unmount(small, 0)
+	check(small, catalogBlobs{cat})
+}
+
+// fullBlobs fails every file half way with ENOSPC, as a full disk would.
+type fullBlobs struct{ catalogBlobs }
+
+func (b fullBlobs) Open(ctx context.Context, src domain.Source, f domain.PlanFile) (io.ReadCloser, error) {
+	r, err := b.catalogBlobs.Open(ctx, src, f)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(io.LimitReader(r, 10), errReader{syscall.ENOSPC}), r}, nil
+}
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }

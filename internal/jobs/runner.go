@@ -245,6 +245,11 @@ func (a *attempt) finish(err error) error {
 		// The process is stopping: the job runs again, and picks up here.
 		return fmt.Errorf("composition %s: %w: %w", a.id, errStopped, err)
 	}
+	if errors.Is(err, store.ErrUnavailable) {
+		// The database went away: nothing can be recorded now; the job
+		// runs again when it is back, and picks up where it stopped.
+		return fmt.Errorf("composition %s: %w", a.id, err)
+	}
 	if a.ctx.Err() != nil {
 		err = fmt.Errorf("the composition did not finish within its job's time limit: %w", err)
 	}

@@ -39,6 +39,10 @@ type Options struct {
 	Ephemeral bool
 	// BinDir holds initdb, pg_ctl and postgres; empty finds them.
 	BinDir string
+	// Port is the loopback port to listen on when the cluster is not
+	// running yet; 0 picks a free one. A cluster restarted on its old port
+	// lets its clients reconnect.
+	Port int
 }
 
 // Cluster is a running private Postgres.
@@ -133,8 +137,11 @@ func Start(ctx context.Context, dir string, opts Options) (*Cluster, error) {
 	if port, ok := c.runningPort(ctx); ok {
 		c.port = port
 	} else {
-		if c.port, err = freePort(); err != nil {
-			return nil, err
+		c.port = opts.Port
+		if c.port == 0 {
+			if c.port, err = freePort(); err != nil {
+				return nil, err
+			}
 		}
 		if err := c.pgctl(ctx, "start", "-w", "-t", "60", "-l", filepath.Join(abs, "postgres.log"),
 			"-o", fmt.Sprintf("-p %d -c listen_addresses=127.0.0.1 -c unix_socket_directories=''", c.port)); err != nil {

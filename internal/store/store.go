@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
 	"time"
 
@@ -87,6 +89,35 @@ func redact(err error) string {
 	return err.Error()
 }
 
+// ErrUnavailable marks an error of a database that could not be reached or
+// went away (a restart, a lost connection): the work is worth doing again
+// once it is back. Such errors are EUNAVAILABLE.
+var ErrUnavailable = errors.New("the database is unavailable")
+
+// unavailable reports whether err is the database being out of reach.
+func unavailable(err error) bool {
+	var connErr *pgconn.ConnectError
+	var pgErr *pgconn.PgError
+	var netErr net.Error
+	switch {
+	case errors.As(err, &connErr), errors.As(err, &netErr), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return true
+	case errors.As(err, &pgErr):
+		// 08: connection exception; 57P01-03: admin or crash shutdown,
+		// cannot connect now.
+		return strings.HasPrefix(pgErr.Code, "08") || pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03"
+	}
+	return pgconn.SafeToRetry(err) || strings.Contains(err.Error(), "conn closed") || strings.Contains(err.Error(), "connection refused")
+}
+
+// unavailableError is an EUNAVAILABLE error that wraps ErrUnavailable.
+type unavailableError struct {
+	err *domain.Error
+}
+
+func (e unavailableError) Error() string   { return e.err.Error() }
+func (e unavailableError) Unwrap() []error { return []error{e.err, ErrUnavailable} }
+
 // constraintError turns a Postgres constraint violation into an application
 // error that names what was violated; application errors pass through as
 // they are, and other errors wrapped.
@@ -94,6 +125,9 @@ func constraintError(op string, err error) error {
 	var appErr *domain.Error
 	if errors.As(err, &appErr) {
 		return err // already says what went wrong
+	}
+	if unavailable(err) {
+		return unavailableError{err: domain.Errorf(domain.EUNAVAILABLE, "%s: the database is unavailable (%s); try again shortly", op, redact(err))}
 	}
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) {
