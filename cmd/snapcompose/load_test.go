@@ -215,9 +215,28 @@ func TestLoad(t *testing.T) {
 	// Exactly once: every accepted composition is final, its job ran to
 	// completion once, and it holds at most one reservation, released.
 	ctx := context.Background()
+	// River marks a job completed just after its composition finishes.
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		var running int
+		st.Pool().QueryRow(ctx, `SELECT count(*) FROM river_job WHERE state NOT IN ('completed', 'discarded', 'cancelled')`).Scan(&running)
+		if running == 0 {
+			break
+		}
+	}
 	var notFinal, jobsNotDone, multiReserved, held int
 	st.Pool().QueryRow(ctx, `SELECT count(*) FROM compositions WHERE status NOT IN ('succeeded', 'failed', 'cancelled')`).Scan(&notFinal)
 	st.Pool().QueryRow(ctx, `SELECT count(*) FROM river_job WHERE state <> 'completed' OR attempt <> 1`).Scan(&jobsNotDone)
+	if jobsNotDone > 0 {
+		rows, _ := st.Pool().Query(ctx, `SELECT id, state, attempt, errors::text FROM river_job WHERE state <> 'completed' OR attempt <> 1 LIMIT 3`)
+		for rows.Next() {
+			var id int64
+			var state, errs string
+			var attempt int
+			rows.Scan(&id, &state, &attempt, &errs)
+			fmt.Printf("load: job %d %s after %d attempts: %.300s\n", id, state, attempt, errs)
+		}
+		rows.Close()
+	}
 	st.Pool().QueryRow(ctx, `SELECT count(*) FROM (SELECT composition_id FROM reservations GROUP BY composition_id HAVING count(*) > 1) x`).Scan(&multiReserved)
 	st.Pool().QueryRow(ctx, `SELECT count(*) FROM reservations WHERE released_at IS NULL`).Scan(&held)
 	var recorded int

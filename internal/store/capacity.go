@@ -89,8 +89,8 @@ func (s *Store) Reserve(ctx context.Context, pool, compositionID string, r domai
 		}
 		out = Reservation{Pool: pool, CompositionID: compositionID, Resources: r}
 		return tx.QueryRow(ctx, `
-			INSERT INTO reservations (pool, composition_id, cpu_millicores, memory_bytes, disk_bytes)
-			VALUES ($1, $2, $3, $4, $5) RETURNING id, created_at`,
+			INSERT INTO reservations (pool, composition_id, cpu_millicores, memory_bytes, disk_bytes, created_at)
+			VALUES ($1, $2, $3, $4, $5, clock_timestamp()) RETURNING id, created_at`,
 			pool, compositionID, r.CPUMillicores, r.MemoryBytes, r.DiskBytes).Scan(&out.ID, &out.CreatedAt)
 	})
 	if err != nil {
@@ -133,7 +133,7 @@ func (s *Store) Release(ctx context.Context, compositionID string) (int, error) 
 	if err := checkID(compositionID); err != nil {
 		return 0, err
 	}
-	tag, err := s.pool.Exec(ctx, `UPDATE reservations SET released_at = now() WHERE composition_id = $1 AND released_at IS NULL`, compositionID)
+	tag, err := s.pool.Exec(ctx, `UPDATE reservations SET released_at = clock_timestamp() WHERE composition_id = $1 AND released_at IS NULL`, compositionID)
 	if err != nil {
 		return 0, constraintError("releasing the capacity of composition "+compositionID, err)
 	}

@@ -182,7 +182,7 @@ func (s *Store) ReleaseComposition(ctx context.Context, id string) error {
 		if !domain.CompositionStatus(status).Final() {
 			return domain.Errorf(domain.ECONFLICT, "composition %s is %s: cancel it first", id, status)
 		}
-		if _, err := tx.Exec(ctx, `UPDATE reservations SET released_at = now() WHERE composition_id = $1 AND released_at IS NULL`, id); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE reservations SET released_at = clock_timestamp() WHERE composition_id = $1 AND released_at IS NULL`, id); err != nil {
 			return err
 		}
 		_, err = tx.Exec(ctx, `UPDATE compositions SET released_at = coalesce(released_at, now()), updated_at = now() WHERE id = $1`, id)
