@@ -46,6 +46,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	workers := fs.Int("workers", 4, "compositions this process carries out at once; 0 only queues them for other processes")
 	jobTimeout := fs.Duration("job-timeout", jobs.DefaultJobTimeout, "the longest one attempt at a composition may take")
 	rescueAfter := fs.Duration("job-rescue-after", 0, "an attempt running this long is taken for cut off (its process died) and run again (default job-timeout + 1m)")
+	rateLimit := fs.Float64("rate-limit", httpapi.DefaultRate, "`requests` a second each token may make on average (bursts of twice as many)")
 	workerID := fs.String("worker-id", "", "this process's name among the queue's workers (default HOST-PID)")
 	liveImage := fs.String("live-image", instantiate.DefaultLiveImage, "`image` live services run their captured command in")
 	var af agentFlags
@@ -127,6 +128,10 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if *rateLimit <= 0 {
+		return domain.Errorf(domain.EINVALID, "--rate-limit: %g: want a positive number of requests a second", *rateLimit)
+	}
+	tokens.Rate, tokens.Burst = *rateLimit, 2**rateLimit
 	if *retrainEvery > 0 {
 		r := startRetrainer(ctx, st, *retrainEvery, logger)
 		defer r.stop()

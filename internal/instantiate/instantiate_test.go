@@ -289,3 +289,27 @@ func (b fullBlobs) Open(ctx context.Context, src domain.Source, f domain.PlanFil
 type errReader struct{ err error }
 
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// A plan whose file paths would lead out of the output directory is
+// refused before anything is written there.
+func TestWriteRefusesPathsOutOfTheDirectory(t *testing.T) {
+	rec, cat := composeSeed(t, domain.Priority)
+	for _, p := range []string{"/../../escaped", "relative/file", "/etc/../../escaped", "/"} {
+		bad := *rec.Plan
+		bad.Files = append([]domain.PlanFile{}, rec.Plan.Files...)
+		bad.Files[0].Path = p
+		badRec := *rec
+		badRec.Plan = &bad
+		parent := t.TempDir()
+		_, err := instantiate.Write(context.Background(), &badRec, filepath.Join(parent, "out"), instantiate.Options{Blobs: catalogBlobs{cat}})
+		if err == nil || !strings.Contains(err.Error(), "not an absolute, clean path") {
+			t.Errorf("file path %q: err = %v", p, err)
+		}
+		if entries, _ := os.ReadDir(parent); len(entries) != 0 {
+			t.Errorf("file path %q: %d entries left in the parent", p, len(entries))
+		}
+		if _, err := os.Stat(filepath.Join(filepath.Dir(parent), "escaped")); err == nil {
+			t.Errorf("file path %q escaped the output directory", p)
+		}
+	}
+}
