@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/snapcompose/snapcompose/internal/apitest"
-	"github.com/snapcompose/snapcompose/internal/domain"
 	"github.com/snapcompose/snapcompose/internal/httpapi"
 	"github.com/snapcompose/snapcompose/internal/pgtest"
 	"github.com/snapcompose/snapcompose/internal/snapagent"
@@ -202,9 +201,7 @@ func TestBadAPIRequests(t *testing.T) {
 	_, dbURL := pgtest.NewDatabase(t)
 	st := openTestStore(t, dbURL)
 	base := startServer(t, dbURL, "--model-poll", "0", "--catalog", seedCatalog, "--pool", "bad")
-	if err := st.UpsertPool(context.Background(), "bad", domain.Resources{CPUMillicores: 1 << 40, MemoryBytes: 1 << 60, DiskBytes: 1 << 60}); err != nil {
-		t.Fatal(err)
-	}
+	unlimitedPool(t, st, "bad")
 	composer := apitest.New(t)
 	composer.Token = testTokens[httpapi.Composer]
 	seed, _ := os.ReadFile(seedTemplates)

@@ -91,6 +91,30 @@ func startLiveHost(t *testing.T) *liveHost {
 	return h
 }
 
+// unlimitedPool makes capacity pool name too large to ever refuse.
+func unlimitedPool(t testing.TB, st *store.Store, name string) {
+	t.Helper()
+	if err := st.UpsertPool(context.Background(), name, domain.Resources{CPUMillicores: 1 << 40, MemoryBytes: 1 << 60, DiskBytes: 1 << 60}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// composeOK POSTs manifest body as c and waits for its composition to
+// succeed.
+func composeOK(t testing.TB, c *apitest.Client, base string, st *store.Store, body []byte) (string, *store.Composition) {
+	t.Helper()
+	code, resp, _ := submit(t, c, base, body, "")
+	if code != http.StatusAccepted {
+		t.Fatalf("POST = %d %v", code, resp)
+	}
+	id := resp["id"].(string)
+	final := waitFinished(t, st, id, 60*time.Second)
+	if final.Status != domain.StatusSucceeded {
+		t.Fatalf("%s %q", final.Status, final.Error)
+	}
+	return id, final
+}
+
 // writeTree writes files (path relative to root: content) under root.
 func writeTree(t testing.TB, root string, files map[string]string) {
 	t.Helper()
@@ -508,9 +532,7 @@ func TestTwoServersShareOneQueue(t *testing.T) {
 	st := openTestStore(t, dbURL)
 	a := startServer(t, dbURL, "--model-poll", "0", "--catalog", seedCatalog, "--workers", "1", "--worker-id", "server-a", "--pool", "big")
 	startServer(t, dbURL, "--model-poll", "0", "--catalog", seedCatalog, "--workers", "1", "--worker-id", "server-b", "--pool", "big")
-	if err := st.UpsertPool(context.Background(), "big", domain.Resources{CPUMillicores: 1 << 40, MemoryBytes: 1 << 60, DiskBytes: 1 << 60}); err != nil {
-		t.Fatal(err)
-	}
+	unlimitedPool(t, st, "big")
 	c := apitest.New(t)
 	c.Token = testTokens[httpapi.Composer]
 	seed, _ := os.ReadFile(seedTemplates)

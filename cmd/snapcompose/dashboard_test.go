@@ -50,9 +50,7 @@ func dashboardServer(t *testing.T) (base, id string) {
 		t.Fatal(err)
 	}
 	base = startServer(t, dbURL, "--model", agenttest.ModelPath(), "--model-poll", "0", "--catalog", seedCatalog, "--pool", "ui")
-	if err := st.UpsertPool(context.Background(), "ui", domain.Resources{CPUMillicores: 1 << 40, MemoryBytes: 1 << 60, DiskBytes: 1 << 60}); err != nil {
-		t.Fatal(err)
-	}
+	unlimitedPool(t, st, "ui")
 	composer := apitest.New(t)
 	composer.Token = testTokens[httpapi.Composer]
 	seed, _ := os.ReadFile(seedTemplates)

@@ -54,9 +54,7 @@ func TestDatabaseRestartMidComposition(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	if err := st.UpsertPool(ctx, "restart", domain.Resources{CPUMillicores: 1 << 40, MemoryBytes: 1 << 60, DiskBytes: 1 << 60}); err != nil {
-		t.Fatal(err)
-	}
+	unlimitedPool(t, st, "restart")
 	c := apitest.New(t)
 	c.Token = testTokens[httpapi.Composer]
 	seed, _ := os.ReadFile("../../examples/seed/manifest.json")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -28,9 +27,7 @@ func TestLearningLoop(t *testing.T) {
 	_, dbURL := pgtest.NewDatabase(t)
 	st := openTestStore(t, dbURL)
 	base := startServer(t, dbURL, "--model", agenttest.ModelPath(), "--model-poll", "0", "--catalog", seedCatalog, "--pool", "loop")
-	if err := st.UpsertPool(context.Background(), "loop", domain.Resources{CPUMillicores: 1 << 40, MemoryBytes: 1 << 60, DiskBytes: 1 << 60}); err != nil {
-		t.Fatal(err)
-	}
+	unlimitedPool(t, st, "loop")
 	composer, admin, analyst := apitest.New(t), client(t), apitest.New(t)
 	composer.Token, analyst.Token = testTokens[httpapi.Composer], testTokens[httpapi.Analyst]
 	seed, err := os.ReadFile(seedTemplates)

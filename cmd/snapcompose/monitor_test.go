@@ -32,21 +32,11 @@ func TestMonitoring(t *testing.T) {
 	_, dbURL := pgtest.NewDatabase(t)
 	st := openTestStore(t, dbURL)
 	base := startServer(t, dbURL, "--model-poll", "0", "--catalog", seedCatalog, "--pool", "mon")
-	if err := st.UpsertPool(context.Background(), "mon", domain.Resources{CPUMillicores: 1 << 40, MemoryBytes: 1 << 60, DiskBytes: 1 << 60}); err != nil {
-		t.Fatal(err)
-	}
+	unlimitedPool(t, st, "mon")
 	composer := apitest.New(t)
 	composer.Token = testTokens[httpapi.Composer]
 	seed, _ := os.ReadFile(seedTemplates)
-	code, body, _ := submit(t, composer, base, seed, "")
-	if code != http.StatusAccepted {
-		t.Fatalf("POST = %d %v", code, body)
-	}
-	id := body["id"].(string)
-	final := waitFinished(t, st, id, 60*time.Second)
-	if final.Status != domain.StatusSucceeded {
-		t.Fatalf("%s %q", final.Status, final.Error)
-	}
+	id, final := composeOK(t, composer, base, st, seed)
 	var api domain.PlanService
 	for _, s := range final.Plan.Services {
 		if s.Name == "api" {

@@ -14,14 +14,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"go.yaml.in/yaml/v4"
 
 	"github.com/snapcompose/snapcompose/internal/apitest"
-	"github.com/snapcompose/snapcompose/internal/domain"
 	"github.com/snapcompose/snapcompose/internal/httpapi"
 	"github.com/snapcompose/snapcompose/internal/pgtest"
 	"github.com/snapcompose/snapcompose/internal/snapagent"
@@ -171,24 +169,14 @@ func TestCapturedSecretsStayHidden(t *testing.T) {
 	dataDir := t.TempDir()
 	base := startServerEnv(t, dbURL, map[string]string{"SNAPCOMPOSE_SECRET_AGENT_TOKEN": agentToken},
 		"--model-poll", "0", "--catalog", seedCatalog, "--hosts", hostsPath, "--pool", "sec", "--data-dir", dataDir)
-	if err := st.UpsertPool(context.Background(), "sec", domain.Resources{CPUMillicores: 1 << 40, MemoryBytes: 1 << 60, DiskBytes: 1 << 60}); err != nil {
-		t.Fatal(err)
-	}
+	unlimitedPool(t, st, "sec")
 	c := apitest.New(t)
 	c.Token = testTokens[httpapi.Composer]
 	manifest := []byte(`{"name": "secrets", "sources": [
 		{"type": "template", "id": "template_a", "priority": 1},
 		{"type": "live", "host": "production_server_1", "path": "/var/app", "priority": 2}],
 		"conflict_resolution": "PRIORITY", "resource_limits": {"cpu": "16", "memory": "64GB", "disk": "1TB"}}`)
-	code, body, _ := submit(t, c, base, manifest, "")
-	if code != http.StatusAccepted {
-		t.Fatalf("POST = %d %v", code, body)
-	}
-	id := body["id"].(string)
-	final := waitFinished(t, st, id, 60*time.Second)
-	if final.Status != domain.StatusSucceeded {
-		t.Fatalf("%s %q", final.Status, final.Error)
-	}
+	id, final := composeOK(t, c, base, st, manifest)
 	live := false
 	for _, s := range final.Plan.Services {
 		live = live || strings.HasPrefix(string(s.Source), "live:")
