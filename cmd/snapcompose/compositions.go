@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/snapcompose/snapcompose/internal/domain"
@@ -99,8 +98,7 @@ func (s serverCompositions) Release(ctx context.Context, id string) (bool, error
 	if err := s.st.ReleaseComposition(ctx, id); err != nil {
 		return false, err
 	}
-	host, dir, _ := strings.Cut(c.Output, ":")
-	if here, _ := os.Hostname(); c.Output != "" && host == here {
+	if _, dir, here := jobs.LocalDir(c.Output); here {
 		if err := os.RemoveAll(dir); err != nil {
 			return false, err
 		}
@@ -116,9 +114,8 @@ func (s serverCompositions) Archive(ctx context.Context, id string, w io.Writer)
 	if err != nil {
 		return err
 	}
-	host, dir, _ := strings.Cut(c.Output, ":")
-	here, _ := os.Hostname()
-	if host != here {
+	host, dir, here := jobs.LocalDir(c.Output)
+	if !here {
 		return domain.Errorf(domain.ENOTFOUND, "composition %s was materialised on %s at %s; ask a server there (or give the servers a shared --output-dir)", id, host, dir)
 	}
 	if _, err := os.Stat(dir); err != nil {

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -191,11 +190,10 @@ func checkPlotFile(file string) error {
 	if file == "" {
 		return nil
 	}
-	switch strings.ToLower(filepath.Ext(file)) {
-	case ".png", ".svg":
-		return nil
+	if err := charts.CheckFile(file); err != nil {
+		return domain.Errorf(domain.EINVALID, "--plot: %v", err)
 	}
-	return domain.Errorf(domain.EINVALID, "--plot: %s: want a file ending in .png or .svg", file)
+	return nil
 }
 
 // plotAgent draws the success rate of each policy, the oracle as a line.

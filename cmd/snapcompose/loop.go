@@ -43,30 +43,22 @@ func (s serverCompositions) ReportOutcome(ctx context.Context, id string, r http
 			return r, domain.Errorf(domain.EINVALID, "/services/%d/service: %q is not a service of composition %s (it has %s)", i, sr.Service, id, serviceNames(c.Plan))
 		}
 	}
-	o := store.Outcome{CompositionID: id, Verdict: r.Verdict, Reporter: r.Reporter, Metrics: r.Metrics}
-	if r.ReportedAt != nil {
-		o.ReportedAt = *r.ReportedAt
+	// Times left out are now, here, so that the answer says what is stored.
+	now := time.Now().UTC()
+	if r.ReportedAt == nil {
+		r.ReportedAt = &now
 	}
-	for _, sr := range r.Services {
-		so := store.ServiceOutcome{Service: sr.Service, Healthy: *sr.Healthy, LatencyMS: sr.LatencyMS, ErrorRate: sr.ErrorRate, Metrics: sr.Metrics}
-		if sr.ObservedAt != nil {
-			so.ObservedAt = *sr.ObservedAt
+	o := store.Outcome{CompositionID: id, Verdict: r.Verdict, Reporter: r.Reporter, Metrics: r.Metrics, ReportedAt: *r.ReportedAt}
+	for i := range r.Services {
+		sr := &r.Services[i]
+		if sr.ObservedAt == nil {
+			sr.ObservedAt = &now
 		}
-		o.Services = append(o.Services, so)
+		o.Services = append(o.Services, store.ServiceOutcome{Service: sr.Service, Healthy: *sr.Healthy, LatencyMS: sr.LatencyMS,
+			ErrorRate: sr.ErrorRate, Metrics: sr.Metrics, ObservedAt: *sr.ObservedAt})
 	}
-	if r.ID, err = s.st.RecordOutcome(ctx, o); err != nil {
-		return r, err
-	}
-	stored, err := s.Outcomes(ctx, id)
-	if err != nil {
-		return r, err
-	}
-	for _, x := range stored {
-		if x.ID == r.ID {
-			return x, nil
-		}
-	}
-	return r, nil
+	r.ID, err = s.st.RecordOutcome(ctx, o)
+	return r, err
 }
 
 func serviceNames(p *domain.Plan) string {
@@ -196,16 +188,8 @@ func (s *serverModels) List(ctx context.Context) ([]httpapi.ModelVersion, error)
 }
 
 func (s *serverModels) Get(ctx context.Context, version string) (httpapi.ModelVersion, error) {
-	vs, err := s.st.ListModelVersions(ctx)
-	if err != nil {
-		return httpapi.ModelVersion{}, err
-	}
-	for _, v := range vs {
-		if v.Version == version {
-			return modelView(v), nil
-		}
-	}
-	return httpapi.ModelVersion{}, domain.Errorf(domain.ENOTFOUND, "model version %q does not exist (GET /v1/models lists them)", version)
+	v, err := s.st.ModelVersion(ctx, version)
+	return modelView(v), err
 }
 
 func (s *serverModels) Promote(ctx context.Context, version, by string) error {

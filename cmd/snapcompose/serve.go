@@ -182,9 +182,9 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	}
 	models := &serverModels{st: st, agent: ai, base: ctx}
 	defer models.wait(30 * time.Second) // a training run ends with ctx
+	comps := serverCompositions{queue, st}
 	api := httpapi.New(httpapi.Config{Ready: st, Agent: ai, Planner: measured{planner, pm}, Templates: dbTemplates{st},
-		Compositions: serverCompositions{queue, st}, Monitoring: serverCompositions{queue, st}, Models: models, History: st, UI: dashboard,
-		Tokens: tokens, Logger: logger})
+		Compositions: comps, Monitoring: comps, Models: models, History: st, UI: dashboard, Tokens: tokens, Logger: logger})
 	if err := pm.register(api); err != nil {
 		return err
 	}

@@ -226,12 +226,20 @@ func WriteSVG(w io.Writer, p *plot.Plot, width, height vg.Length) error {
 	return err
 }
 
+// CheckFile refuses a file Save cannot write: one not ending in .png or
+// .svg.
+func CheckFile(file string) error {
+	switch strings.ToLower(filepath.Ext(file)) {
+	case ".png", ".svg":
+		return nil
+	}
+	return fmt.Errorf("%s: want a file ending in .png or .svg", file)
+}
+
 // Save writes p to file, as PNG or SVG by its extension.
 func Save(p *plot.Plot, file string) error {
-	switch ext := strings.ToLower(filepath.Ext(file)); ext {
-	case ".png", ".svg":
-	default:
-		return fmt.Errorf("--plot %s: want a .png or .svg file, not %q", file, ext)
+	if err := CheckFile(file); err != nil {
+		return err
 	}
 	return p.Save(Width, Height, file)
 }

@@ -166,16 +166,16 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			writeJSON(w, http.StatusUnauthorized, errorBody{Code: "unauthenticated", Message: "this needs an Authorization: Bearer <token> header"})
 			return
 		}
-		tok, ok := s.tokens.find(strings.TrimSpace(raw))
+		tok, ok := s.Tokens.find(strings.TrimSpace(raw))
 		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="snapcompose", error="invalid_token"`)
 			writeJSON(w, http.StatusUnauthorized, errorBody{Code: "unauthenticated", Message: "the bearer token is not one this server accepts"})
 			return
 		}
-		if wait, ok := s.tokens.allow(tok.Name, time.Now()); !ok {
+		if wait, ok := s.Tokens.allow(tok.Name, time.Now()); !ok {
 			w.Header().Set("Retry-After", fmt.Sprint(int(math.Ceil(wait.Seconds()))))
 			writeJSON(w, http.StatusTooManyRequests, errorBody{Code: "rate_limited",
-				Message: fmt.Sprintf("token %s is over its %g requests per second", tok.Name, s.tokens.Rate)})
+				Message: fmt.Sprintf("token %s is over its %g requests per second", tok.Name, s.Tokens.Rate)})
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, tok)))

@@ -2,8 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -125,24 +123,24 @@ func (s *Server) createComposition(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if dry {
-		if s.planner == nil {
+		if s.Planner == nil {
 			s.writeError(w, r, domain.Errorf(domain.EUNAVAILABLE, "this server has no planner"))
 			return
 		}
-		plan, err := s.planner.Plan(r.Context(), m)
+		plan, err := s.Planner.Plan(r.Context(), m)
 		s.writeAllocation(w, r, plan, err)
 		return
 	}
-	if s.compositions == nil {
+	if s.Compositions == nil {
 		s.writeError(w, r, domain.Errorf(domain.EUNAVAILABLE, "this server does not run compositions; POST with ?dry_run=true for the plan"))
 		return
 	}
 	scoped := ""
 	if key != "" {
-		tok, _ := r.Context().Value(principalKey{}).(Token)
-		scoped = fmt.Sprintf("%d:%s:%s", len(tok.Name), tok.Name, key) // one token's keys are not another's
+		name := caller(r)
+		scoped = fmt.Sprintf("%d:%s:%s", len(name), name, key) // one token's keys are not another's
 	}
-	id, replayed, err := s.compositions.Submit(r.Context(), m, body, scoped, requestDigest(body))
+	id, replayed, err := s.Compositions.Submit(r.Context(), m, body, scoped, domain.Digest(body))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -151,7 +149,7 @@ func (s *Server) createComposition(w http.ResponseWriter, r *http.Request) {
 	if replayed {
 		w.Header().Set("Idempotent-Replayed", "true")
 	}
-	c, err := s.compositions.Get(r.Context(), id)
+	c, err := s.Compositions.Get(r.Context(), id)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -159,14 +157,8 @@ func (s *Server) createComposition(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, c)
 }
 
-// requestDigest identifies a request body for idempotency.
-func requestDigest(body []byte) string {
-	sum := sha256.Sum256(body)
-	return "sha256:" + hex.EncodeToString(sum[:])
-}
-
 func (s *Server) getComposition(w http.ResponseWriter, r *http.Request) {
-	c, err := s.compositions.Get(r.Context(), chi.URLParam(r, "id"))
+	c, err := s.Compositions.Get(r.Context(), chi.URLParam(r, "id"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -176,7 +168,7 @@ func (s *Server) getComposition(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) cancelComposition(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
-	s.answerWith(w, r, id, http.StatusAccepted, s.compositions.Cancel(r.Context(), id))
+	s.answerWith(w, r, id, http.StatusAccepted, s.Compositions.Cancel(r.Context(), id))
 }
 
 // answerWith answers an operation on composition id: its error, or the
@@ -186,7 +178,7 @@ func (s *Server) answerWith(w http.ResponseWriter, r *http.Request, id string, s
 		s.writeError(w, r, err)
 		return
 	}
-	c, err := s.compositions.Get(r.Context(), id)
+	c, err := s.Compositions.Get(r.Context(), id)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -196,7 +188,7 @@ func (s *Server) answerWith(w http.ResponseWriter, r *http.Request, id string, s
 
 func (s *Server) compositionArchive(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
-	c, err := s.compositions.Get(r.Context(), id)
+	c, err := s.Compositions.Get(r.Context(), id)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -214,7 +206,7 @@ func (s *Server) compositionArchive(w http.ResponseWriter, r *http.Request) {
 	}
 	defer os.Remove(f.Name())
 	defer f.Close()
-	if err := s.compositions.Archive(r.Context(), id, f); err != nil {
+	if err := s.Compositions.Archive(r.Context(), id, f); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -245,7 +237,7 @@ func (s *Server) listCompositions(w http.ResponseWriter, r *http.Request) {
 		}
 		f.Limit = n
 	}
-	page, err := s.compositions.List(r.Context(), f)
+	page, err := s.Compositions.List(r.Context(), f)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -257,7 +249,7 @@ func (s *Server) listCompositions(w http.ResponseWriter, r *http.Request) {
 // composition is torn down (200); a running one is cancelled (202).
 func (s *Server) releaseComposition(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
-	cancelling, err := s.compositions.Release(r.Context(), id)
+	cancelling, err := s.Compositions.Release(r.Context(), id)
 	status := http.StatusOK
 	if cancelling {
 		status = http.StatusAccepted

@@ -26,12 +26,20 @@ var _ History = (*store.Store)(nil)
 
 // Accepted filter values, for messages.
 var (
-	strategyNames = []string{"AI_AGENT", "LAST_WIN", "FIRST_WIN", "PRIORITY"}
+	strategyNames = names(domain.Strategies)
 	statusNames   = []string{"pending", "running", "planned", "provisioning", "provisioned", "instantiated", "succeeded", "failed", "cancelled"}
 	verdictNames  = []string{"healthy", "degraded", "failed", "none"}
-	kindNames     = []string{"service", "port", "env", "file", "volume", "cpu", "memory", "disk"}
+	kindNames     = names(domain.ClaimKinds)
 	actionNames   = []string{"keep", "remap", "rename", "share", "merge", "drop", "allocate"}
 )
+
+func names[T ~string](vs []T) []string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = string(v)
+	}
+	return out
+}
 
 // historyFilter reads the filters of a history request, naming each bad
 // one and what it accepts.
@@ -148,7 +156,7 @@ func serveHistory[R csvRow](s *Server, w http.ResponseWriter, r *http.Request, n
 	if err != nil {
 		// Too late for a status: cut the export short so that it does not
 		// pass for a whole one.
-		s.logger.Error("history export cut short", "error", err.Error())
+		s.Logger.Error("history export cut short", "error", err.Error())
 		panic(http.ErrAbortHandler)
 	}
 	if !started {
@@ -158,11 +166,11 @@ func serveHistory[R csvRow](s *Server, w http.ResponseWriter, r *http.Request, n
 }
 
 func (s *Server) historyCompositions(w http.ResponseWriter, r *http.Request) {
-	serveHistory(s, w, r, "compositions", s.history.HistoryCompositions)
+	serveHistory(s, w, r, "compositions", s.History.HistoryCompositions)
 }
 
 func (s *Server) historyConflicts(w http.ResponseWriter, r *http.Request) {
-	serveHistory(s, w, r, "conflicts", s.history.HistoryConflicts)
+	serveHistory(s, w, r, "conflicts", s.History.HistoryConflicts)
 }
 
 func (s *Server) historySummary(w http.ResponseWriter, r *http.Request) {
@@ -171,7 +179,7 @@ func (s *Server) historySummary(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	sum, err := s.history.Summary(r.Context(), f.From, f.To)
+	sum, err := s.History.Summary(r.Context(), f.From, f.To)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

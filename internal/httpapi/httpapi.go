@@ -44,18 +44,9 @@ type Agent interface {
 
 // Server is the HTTP API.
 type Server struct {
-	ready        Readiness
-	agent        Agent
-	planner      Planner
-	templates    Templates
-	compositions Compositions
-	monitoring   Monitoring
-	models       Models
-	history      History
-	tokens       *Tokens
-	logger       *slog.Logger
-	router       chi.Router
-	metrics      *metrics
+	Config
+	router  chi.Router
+	metrics *metrics
 }
 
 // Config is what the server serves with.
@@ -97,7 +88,7 @@ func New(cfg Config) *Server {
 	if cfg.Tokens == nil {
 		cfg.Tokens, _ = NewTokens()
 	}
-	s := &Server{ready: cfg.Ready, agent: cfg.Agent, planner: cfg.Planner, templates: cfg.Templates, compositions: cfg.Compositions, monitoring: cfg.Monitoring, models: cfg.Models, history: cfg.History, tokens: cfg.Tokens, logger: cfg.Logger, router: chi.NewRouter(), metrics: newMetrics()}
+	s := &Server{Config: cfg, router: chi.NewRouter(), metrics: newMetrics()}
 	s.router.Use(middleware.RequestID, middleware.RealIP, s.logRequests, s.metrics.observe, middleware.Recoverer, limitBody)
 	s.router.Get("/healthz", s.healthz)
 	s.router.Get("/readyz", s.readyz)
@@ -116,24 +107,24 @@ func New(cfg Config) *Server {
 		v1.With(require(Composer)).Post("/conflicts/resolve", s.resolveConflict)
 		v1.With(require(Composer)).Post("/allocations/optimize", s.optimizeAllocation)
 		v1.With(require(Composer)).Post("/compositions", s.createComposition)
-		if s.compositions != nil {
+		if s.Compositions != nil {
 			v1.With(require(Analyst)).Get("/compositions", s.listCompositions)
 			v1.With(require(Analyst)).Get("/compositions/{id}", s.getComposition)
 			v1.With(require(Composer)).Delete("/compositions/{id}", s.releaseComposition)
 			v1.With(require(Composer)).Post("/compositions/{id}/cancel", s.cancelComposition)
 			v1.With(require(Composer)).Get("/compositions/{id}/archive", s.compositionArchive)
 		}
-		if s.monitoring != nil {
+		if s.Monitoring != nil {
 			v1.With(require(Composer)).Post("/compositions/{id}/outcome", s.reportOutcome)
 			v1.With(require(Analyst)).Get("/compositions/{id}/outcomes", s.listOutcomes)
 			v1.With(require(Composer)).Post("/compositions/{id}/usage", s.reportUsage)
 		}
-		if s.history != nil {
+		if s.History != nil {
 			v1.With(require(Analyst)).Get("/history/compositions", s.historyCompositions)
 			v1.With(require(Analyst)).Get("/history/conflicts", s.historyConflicts)
 			v1.With(require(Analyst)).Get("/history/summary", s.historySummary)
 		}
-		if s.models != nil {
+		if s.Models != nil {
 			v1.With(require(Analyst)).Get("/models", s.listModels)
 			v1.With(require(Analyst)).Get("/models/promotions", s.listPromotions)
 			v1.With(require(Admin)).Post("/models/rollback", s.rollbackModel)
@@ -142,7 +133,7 @@ func New(cfg Config) *Server {
 			v1.With(require(Admin)).Post("/training-runs", s.startTraining)
 			v1.With(require(Analyst)).Get("/training-runs/{id}", s.getTrainingRun)
 		}
-		if s.templates != nil {
+		if s.Templates != nil {
 			v1.With(require(Analyst)).Get("/templates/{id}", s.getTemplate)
 			v1.With(require(Analyst)).Get("/templates/{id}/versions", s.templateVersions)
 			v1.With(require(Admin)).Put("/templates/{id}", s.putTemplate)
@@ -165,7 +156,7 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 	defer cancel()
-	if err := s.ready.Ready(ctx); err != nil {
+	if err := s.Ready.Ready(ctx); err != nil {
 		w.Header().Set("Retry-After", "5")
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": domain.ErrorMessage(err)})
 		return
@@ -190,11 +181,11 @@ func limitBody(next http.Handler) http.Handler {
 // agentStatus answers GET /v1/agent: the model serving AI_AGENT, or 503
 // with the reason none does.
 func (s *Server) agentStatus(w http.ResponseWriter, r *http.Request) {
-	if s.agent == nil {
+	if s.Agent == nil {
 		s.writeError(w, r, domain.Errorf(domain.EUNAVAILABLE, "AI_AGENT is not configured in this server"))
 		return
 	}
-	st := s.agent.Status()
+	st := s.Agent.Status()
 	if st.Error != "" || st.ModelVersion == "" {
 		writeJSON(w, http.StatusServiceUnavailable, st)
 		return
@@ -225,7 +216,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, ok := statuses[code]
 	if !ok {
 		status = http.StatusInternalServerError
-		s.logger.Error("internal error", "request_id", middleware.GetReqID(r.Context()), "error", err.Error())
+		s.Logger.Error("internal error", "request_id", middleware.GetReqID(r.Context()), "error", err.Error())
 	}
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "5") // the database or a model may be back shortly
@@ -251,7 +242,7 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 		start := time.Now()
 		next.ServeHTTP(ww, r)
-		s.logger.Info("request", "request_id", middleware.GetReqID(r.Context()), "method", r.Method,
+		s.Logger.Info("request", "request_id", middleware.GetReqID(r.Context()), "method", r.Method,
 			"path", r.URL.Path, "status", ww.Status(), "duration_ms", time.Since(start).Milliseconds())
 	})
 }

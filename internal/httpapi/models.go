@@ -81,7 +81,7 @@ func caller(r *http.Request) string {
 }
 
 func (s *Server) listModels(w http.ResponseWriter, r *http.Request) {
-	vs, err := s.models.List(r.Context())
+	vs, err := s.Models.List(r.Context())
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -90,7 +90,7 @@ func (s *Server) listModels(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getModel(w http.ResponseWriter, r *http.Request) {
-	v, err := s.models.Get(r.Context(), chi.URLParam(r, "version"))
+	v, err := s.Models.Get(r.Context(), chi.URLParam(r, "version"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -100,7 +100,7 @@ func (s *Server) getModel(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) promoteModel(w http.ResponseWriter, r *http.Request) {
 	version := chi.URLParam(r, "version")
-	if err := s.models.Promote(r.Context(), version, caller(r)); err != nil {
+	if err := s.Models.Promote(r.Context(), version, caller(r)); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -108,12 +108,12 @@ func (s *Server) promoteModel(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) rollbackModel(w http.ResponseWriter, r *http.Request) {
-	version, err := s.models.Rollback(r.Context(), caller(r))
+	version, err := s.Models.Rollback(r.Context(), caller(r))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	v, err := s.models.Get(r.Context(), version)
+	v, err := s.Models.Get(r.Context(), version)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -122,7 +122,7 @@ func (s *Server) rollbackModel(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listPromotions(w http.ResponseWriter, r *http.Request) {
-	ps, err := s.models.Promotions(r.Context())
+	ps, err := s.Models.Promotions(r.Context())
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -132,15 +132,17 @@ func (s *Server) listPromotions(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) startTraining(w http.ResponseWriter, r *http.Request) {
 	var req TrainingRequest
-	if err := decodeStrict(r, &req); err != nil {
-		s.writeError(w, r, err)
-		return
+	if r.ContentLength != 0 { // the body is optional: every field has a default
+		if err := decodeBody(r, &req); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
 	}
 	if req.RealWeight < 0 || req.RealWeight > 100 {
 		s.writeError(w, r, domain.Errorf(domain.EINVALID, "/real_weight: %d: want 1 to 100 (0 for the default)", req.RealWeight))
 		return
 	}
-	run, err := s.models.StartTraining(r.Context(), req, caller(r))
+	run, err := s.Models.StartTraining(r.Context(), req, caller(r))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -155,27 +157,10 @@ func (s *Server) getTrainingRun(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, domain.Errorf(domain.EINVALID, "training run id %q: want a number from 1", chi.URLParam(r, "id")))
 		return
 	}
-	run, err := s.models.TrainingRun(r.Context(), id)
+	run, err := s.Models.TrainingRun(r.Context(), id)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, run)
-}
-
-// decodeStrict decodes a JSON request body into v, refusing unknown fields
-// and trailing data; an empty body leaves v as it is.
-func decodeStrict(r *http.Request, v any) error {
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		if err.Error() == "EOF" {
-			return nil
-		}
-		return domain.Errorf(domain.EINVALID, "request body: %v", err)
-	}
-	if dec.More() {
-		return domain.Errorf(domain.EINVALID, "request body: more than one JSON value")
-	}
-	return nil
 }

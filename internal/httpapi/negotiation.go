@@ -158,10 +158,10 @@ func (s *Server) negotiator(strategy string, limits domain.Resources) (*negotiat
 	var res domain.Resolver
 	switch st := domain.Strategy(strategy); st {
 	case "", domain.AIAgent:
-		if s.agent == nil {
+		if s.Agent == nil {
 			return nil, domain.Errorf(domain.EUNAVAILABLE, "AI_AGENT is not configured in this server")
 		}
-		r, err := s.agent.Resolver()
+		r, err := s.Agent.Resolver()
 		if err != nil {
 			return nil, err
 		}

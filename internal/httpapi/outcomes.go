@@ -114,7 +114,7 @@ func checkOutcome(o OutcomeReport) error {
 
 func (s *Server) reportOutcome(w http.ResponseWriter, r *http.Request) {
 	var o OutcomeReport
-	if err := decodeStrict(r, &o); err != nil {
+	if err := decodeBody(r, &o); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -125,7 +125,7 @@ func (s *Server) reportOutcome(w http.ResponseWriter, r *http.Request) {
 	if o.Reporter == "" {
 		o.Reporter = "token:" + caller(r)
 	}
-	out, err := s.monitoring.ReportOutcome(r.Context(), chi.URLParam(r, "id"), o)
+	out, err := s.Monitoring.ReportOutcome(r.Context(), chi.URLParam(r, "id"), o)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -134,7 +134,7 @@ func (s *Server) reportOutcome(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listOutcomes(w http.ResponseWriter, r *http.Request) {
-	os, err := s.monitoring.Outcomes(r.Context(), chi.URLParam(r, "id"))
+	os, err := s.Monitoring.Outcomes(r.Context(), chi.URLParam(r, "id"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -144,7 +144,7 @@ func (s *Server) listOutcomes(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) reportUsage(w http.ResponseWriter, r *http.Request) {
 	var u UsageReport
-	if err := decodeStrict(r, &u); err != nil {
+	if err := decodeBody(r, &u); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -170,7 +170,7 @@ func (s *Server) reportUsage(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, domain.Invalid("invalid usage report", problems))
 		return
 	}
-	res, err := s.monitoring.ReportUsage(r.Context(), chi.URLParam(r, "id"), u)
+	res, err := s.Monitoring.ReportUsage(r.Context(), chi.URLParam(r, "id"), u)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -40,7 +40,7 @@ type Templates interface {
 }
 
 func (s *Server) deleteTemplate(w http.ResponseWriter, r *http.Request) {
-	if err := s.templates.Delete(r.Context(), chi.URLParam(r, "id")); err != nil {
+	if err := s.Templates.Delete(r.Context(), chi.URLParam(r, "id")); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -53,7 +53,7 @@ func (s *Server) putTemplate(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, domain.Errorf(domain.EINVALID, "request body: %v", err))
 		return
 	}
-	t, err := s.templates.Put(r.Context(), chi.URLParam(r, "id"), body)
+	t, err := s.Templates.Put(r.Context(), chi.URLParam(r, "id"), body)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -72,7 +72,7 @@ func (s *Server) getTemplate(w http.ResponseWriter, r *http.Request) {
 		}
 		v = n
 	}
-	t, err := s.templates.Get(r.Context(), chi.URLParam(r, "id"), v)
+	t, err := s.Templates.Get(r.Context(), chi.URLParam(r, "id"), v)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -81,7 +81,7 @@ func (s *Server) getTemplate(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) templateVersions(w http.ResponseWriter, r *http.Request) {
-	vs, err := s.templates.Versions(r.Context(), chi.URLParam(r, "id"))
+	vs, err := s.Templates.Versions(r.Context(), chi.URLParam(r, "id"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -18,6 +18,7 @@ package instantiate
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -107,9 +108,9 @@ func Write(ctx context.Context, rec *domain.PlanRecord, dir string, opt Options)
 
 // replaceDir moves tmp to dir, replacing what dir held.
 func replaceDir(tmp, dir string) error {
-	if err := os.Rename(tmp, dir); err == nil {
-		return nil
-	} else if !errors.Is(err, os.ErrExist) && !isNotEmpty(err) {
+	// Renaming onto a directory that is not empty fails with ENOTEMPTY
+	// or EEXIST, both os.ErrExist.
+	if err := os.Rename(tmp, dir); !errors.Is(err, os.ErrExist) {
 		return err
 	}
 	old := dir + ".old-" + randomSuffix()
@@ -121,11 +122,6 @@ func replaceDir(tmp, dir string) error {
 		return err
 	}
 	return os.RemoveAll(old)
-}
-
-func isNotEmpty(err error) bool {
-	var le *os.LinkError
-	return errors.As(err, &le) && strings.Contains(le.Err.Error(), "not empty")
 }
 
 func randomSuffix() string {
@@ -366,7 +362,7 @@ func Project(plan *domain.Plan, snaps map[domain.SourceRef]*domain.Snapshot, liv
 	}
 	inPlan := map[string]bool{}
 	for _, s := range plan.Services {
-		rename(s.Source, cmpOr(s.RenamedFrom, s.Name), s.Name)
+		rename(s.Source, cmp.Or(s.RenamedFrom, s.Name), s.Name)
 		for _, o := range s.SharedWith {
 			rename(o, s.Name, s.Name)
 		}
@@ -377,14 +373,14 @@ func Project(plan *domain.Plan, snaps map[domain.SourceRef]*domain.Snapshot, liv
 		if volumes[v.Source] == nil {
 			volumes[v.Source] = map[string]string{}
 		}
-		volumes[v.Source][cmpOr(v.RenamedFrom, v.Name)] = v.Name
-		vc, err := volumeConfig(snaps[v.Source], cmpOr(v.RenamedFrom, v.Name))
+		volumes[v.Source][cmp.Or(v.RenamedFrom, v.Name)] = v.Name
+		vc, err := volumeConfig(snaps[v.Source], cmp.Or(v.RenamedFrom, v.Name))
 		if err != nil {
 			return nil, err
 		}
 		vc.Name = ""
 		if vc.External {
-			vc.Name = cmpOr(v.RenamedFrom, v.Name)
+			vc.Name = cmp.Or(v.RenamedFrom, v.Name)
 		}
 		p.Volumes[v.Name] = vc
 	}
@@ -403,13 +399,6 @@ func Project(plan *domain.Plan, snaps map[domain.SourceRef]*domain.Snapshot, liv
 		p.Services[ps.Name] = sc
 	}
 	return p, nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 func volumeConfig(snap *domain.Snapshot, name string) (types.VolumeConfig, error) {
@@ -433,7 +422,7 @@ func service(ps domain.PlanService, snap *domain.Snapshot, names, volumes map[st
 	if snap == nil {
 		return sc, fmt.Errorf("service %s: its source %s was not retrieved", ps.Name, ps.Source)
 	}
-	orig := cmpOr(ps.RenamedFrom, ps.Name)
+	orig := cmp.Or(ps.RenamedFrom, ps.Name)
 	found := false
 	for _, s := range snap.Services {
 		if s.Name != orig {
@@ -494,7 +483,7 @@ func service(ps domain.PlanService, snap *domain.Snapshot, names, volumes map[st
 		if hasAlias {
 			links = append(links, target+":"+alias)
 		} else {
-			links = append(links, target+":"+cmpOr(newNameInverse(names, target), target))
+			links = append(links, target+":"+cmp.Or(newNameInverse(names, target), target))
 		}
 	}
 	sc.Links = links

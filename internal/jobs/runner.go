@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -94,10 +95,6 @@ type attempt struct {
 	log     *slog.Logger
 }
 
-// errStopped marks an attempt that must stop without deciding anything:
-// the process is shutting down, and the job will run again.
-var errStopped = errors.New("stopped")
-
 func (a *attempt) stages(c *store.Composition) error {
 	m, err := manifest.ParseBytes(c.Manifest)
 	if err != nil {
@@ -172,8 +169,7 @@ func (a *attempt) stages(c *store.Composition) error {
 	if _, err := instantiate.Write(a.ctx, rec, dir, opt); err != nil {
 		return err
 	}
-	host, _ := os.Hostname()
-	if err := a.r.Store.SetCompositionPlace(a.ctx, a.id, "", host+":"+dir); err != nil {
+	if err := a.r.Store.SetCompositionPlace(a.ctx, a.id, "", placeOf(dir)); err != nil {
 		return err
 	}
 	a.took(StageInstantiate, t)
@@ -243,7 +239,7 @@ func (a *attempt) finish(err error) error {
 		return err
 	case a.ctx.Err() != nil && !errors.Is(a.ctx.Err(), context.DeadlineExceeded):
 		// The process is stopping: the job runs again, and picks up here.
-		return fmt.Errorf("composition %s: %w: %w", a.id, errStopped, err)
+		return fmt.Errorf("composition %s: stopped before it finished: %w", a.id, err)
 	}
 	if errors.Is(err, store.ErrUnavailable) {
 		// The database went away: nothing can be recorded now; the job
@@ -272,4 +268,18 @@ func (a *attempt) undo(ctx context.Context) error {
 		return err
 	}
 	return os.RemoveAll(filepath.Join(a.r.OutputDir, a.id))
+}
+
+// placeOf names where dir lies for the history: "<host>:<dir>".
+func placeOf(dir string) string {
+	host, _ := os.Hostname()
+	return host + ":" + dir
+}
+
+// LocalDir reads a composition's recorded place (see placeOf): the host and
+// directory, and whether the directory lies on this machine.
+func LocalDir(place string) (host, dir string, here bool) {
+	host, dir, _ = strings.Cut(place, ":")
+	this, _ := os.Hostname()
+	return host, dir, place != "" && host == this
 }

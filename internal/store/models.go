@@ -154,6 +154,20 @@ func (s *Store) PromotedModel(ctx context.Context) (ModelVersion, error) {
 	return m, nil
 }
 
+// ModelVersion returns model version version with its bytes. It returns
+// ENOTFOUND naming the version when there is none.
+func (s *Store) ModelVersion(ctx context.Context, version string) (ModelVersion, error) {
+	var m ModelVersion
+	err := s.pool.QueryRow(ctx, `SELECT `+modelColumns+`, onnx FROM model_versions WHERE version = $1`, version).Scan(append(modelFields(&m), &m.ONNX)...)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ModelVersion{}, domain.Errorf(domain.ENOTFOUND, "model version %q does not exist (the registry lists its versions: `snapcompose model list`, GET /v1/models)", version)
+	}
+	if err != nil {
+		return ModelVersion{}, constraintError("reading model version "+version, err)
+	}
+	return m, nil
+}
+
 // ListModelVersions returns every model version, newest first, without the
 // model bytes.
 func (s *Store) ListModelVersions(ctx context.Context) ([]ModelVersion, error) {

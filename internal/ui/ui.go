@@ -168,7 +168,14 @@ type filters struct {
 	from, to                   time.Time
 }
 
-var strategies = []string{"AI_AGENT", "PRIORITY", "FIRST_WIN", "LAST_WIN"}
+// strategies are the strategy filter's choices.
+var strategies = func() []string {
+	var out []string
+	for _, s := range domain.Strategies {
+		out = append(out, string(s))
+	}
+	return out
+}()
 
 func readFilters(r *http.Request) (filters, error) {
 	q := r.URL.Query()
@@ -390,6 +397,14 @@ func when(v any) string {
 		if t != nil {
 			return t.UTC().Format("2006-01-02 15:04:05")
 		}
+	}
+	return "–"
+}
+
+// stage shows a stage's milliseconds, or a dash when it has none.
+func stage(timings map[string]int64, name string) string {
+	if v, ok := timings[name]; ok {
+		return fmt.Sprint(v)
 	}
 	return "–"
 }

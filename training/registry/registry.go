@@ -68,22 +68,9 @@ type Options struct {
 	// OnRun, when set, is told the training run's record as soon as it
 	// exists, before training starts (an API answers with it).
 	OnRun func(store.TrainingRun)
-	// By names who asked for the run, for the promotion record.
+	// By names who asked for the run, for the promotion record; "" means
+	// "retraining".
 	By string
-}
-
-func cmpOr(a, b int) int {
-	if a != 0 {
-		return a
-	}
-	return b
-}
-
-func orElse(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // Outcome is everything a training run produced, for printing.
@@ -144,6 +131,12 @@ func Train(ctx context.Context, st *store.Store, opt Options) (*Outcome, error) 
 	}
 	if opt.Workers < 1 {
 		opt.Workers = 2
+	}
+	if opt.RealWeight == 0 {
+		opt.RealWeight = DefaultRealWeight
+	}
+	if opt.By == "" {
+		opt.By = "retraining"
 	}
 	pods := opt.Pods
 	if pods == "" {
@@ -242,7 +235,7 @@ func trainRun(ctx context.Context, st *store.Store, opt Options, out *Outcome, r
 		cfg = *opt.Config
 	}
 	cfg.Seed, cfg.Progress = opt.Seed, opt.Progress
-	weight := cmpOr(opt.RealWeight, DefaultRealWeight)
+	weight := opt.RealWeight
 	real := make([]bool, len(data.Names))
 	for g, name := range data.Names {
 		real[g] = !Simulated(name)
@@ -426,7 +419,7 @@ func trainRun(ctx context.Context, st *store.Store, opt Options, out *Outcome, r
 	})
 	if domain.ErrorCode(err) == domain.ECONFLICT {
 		// The same network from the same data: it is registered already.
-		existing, gerr := modelVersion(ctx, st, version)
+		existing, gerr := st.ModelVersion(ctx, version)
 		if gerr != nil {
 			return gerr
 		}
@@ -450,7 +443,7 @@ func trainRun(ctx context.Context, st *store.Store, opt Options, out *Outcome, r
 	case cmp.ChallengerWins || opt.Promote:
 		by, why := "retraining", cmp.Reason
 		if opt.Promote && !cmp.ChallengerWins {
-			by, why = orElse(opt.By, "retraining"), "promotion asked for: "+cmp.Reason
+			by, why = opt.By, "promotion asked for: "+cmp.Reason
 		}
 		if err := st.PromoteModelBy(ctx, mv.Version, by, why); err != nil {
 			return err
@@ -578,7 +571,7 @@ func buildCard(opt Options, data *pipeline.Data, res *train.Result, out *Outcome
 	}
 	if out.RealCompositions > 0 {
 		c.Data.Origins = &CardOrigins{
-			Real:      CardOrigin{Compositions: out.RealCompositions, Rows: out.RealRows, Weight: cmpOr(opt.RealWeight, DefaultRealWeight)},
+			Real:      CardOrigin{Compositions: out.RealCompositions, Rows: out.RealRows, Weight: opt.RealWeight},
 			Simulated: CardOrigin{Compositions: len(data.Names) - out.RealCompositions, Rows: len(data.X) - out.RealRows, Weight: 1},
 		}
 		if out.RealTestMetrics != nil {
@@ -681,7 +674,7 @@ func Export(ctx context.Context, st *store.Store, version, dir string) (*Exporte
 	if version == "promoted" {
 		mv, err = st.PromotedModel(ctx)
 	} else {
-		mv, err = modelVersion(ctx, st, version)
+		mv, err = st.ModelVersion(ctx, version)
 	}
 	if err != nil {
 		return nil, err

@@ -2,35 +2,16 @@ package registry
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/snapcompose/snapcompose/internal/domain"
 	"github.com/snapcompose/snapcompose/internal/store"
 )
 
 // The few reads the registry needs that package store does not offer (yet);
 // each is one query on the store's pool, over tables the store owns.
-
-// modelVersion returns version with its bytes. It returns ENOTFOUND naming
-// the version when there is none.
-func modelVersion(ctx context.Context, st *store.Store, version string) (store.ModelVersion, error) {
-	var m store.ModelVersion
-	err := st.Pool().QueryRow(ctx, `
-		SELECT id, version, card, metrics, onnx_digest, feature_schema, created_at, promoted, promoted_at, onnx
-		FROM model_versions WHERE version = $1`, version).Scan(
-		&m.ID, &m.Version, &m.Card, &m.Metrics, &m.ONNXDigest, &m.FeatureSchema, &m.CreatedAt, &m.Promoted, &m.PromotedAt, &m.ONNX)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return store.ModelVersion{}, domain.Errorf(domain.ENOTFOUND, "model version %q does not exist (`snapcompose model list` lists them)", version)
-	}
-	if err != nil {
-		return store.ModelVersion{}, fmt.Errorf("reading model version %s: %w", version, err)
-	}
-	return m, nil
-}
 
 // simulatedCount returns how many compositions of the history are named
 // like seed's simulated ones.
